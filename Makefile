@@ -1,0 +1,61 @@
+# Two commands matter: `make run` and `make test`. Everything else is what they are made of.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# In CI the suite runs a second time against these servers; locally, when they answer.
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run serve migrate demo-data test test-sqlite test-postgres lint typecheck fmt bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install migrate demo-data serve
+
+migrate: install
+	$(BIN)/recovery db upgrade
+
+demo-data: install
+	$(BIN)/recovery demo-data
+
+serve: install
+	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+
+test: install lint typecheck test-sqlite test-postgres
+
+test-sqlite: install
+	$(BIN)/pytest
+
+# Runs when PostgreSQL and Redis answer; in CI (CI=true) their absence is a failure, never a skip.
+test-postgres: install
+	@if [ "$$CI" = "true" ] || $(BIN)/python -m tests.servers "$(TEST_POSTGRES_URL)" "$(TEST_REDIS_URL)"; then \
+		RECOVERY_TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" RECOVERY_TEST_REDIS_URL="$(TEST_REDIS_URL)" \
+		$(BIN)/pytest; \
+	else \
+		echo "PostgreSQL or Redis not reachable: skipped the PostgreSQL + Redis run (CI requires it)"; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/resolve.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,42 @@
+"""The account-recovery and identity-resolution service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then ``RECOVERY_*`` environment variables, then ``config``.
+
+    The configuration is validated here, once; a bad setting raises ``ConfigError`` naming it.
+    """
+    from recovery import config as settings
+    from recovery import ops
+    from recovery.api import init_app as init_api
+    from recovery.api.problems import register as register_problems
+    from recovery.extensions import db, limiter
+
+    app = Flask(__name__, instance_relative_config=True)
+    settings.load(app, config)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app.config.update(
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_KEY_PREFIX=app.config.get("RATELIMIT_KEY_PREFIX", "recovery"),
+        RATELIMIT_STRATEGY="fixed-window",
+    )
+    db.init_app(app)
+    limiter.init_app(app)
+    register_problems(app)
+    app.register_blueprint(ops.blueprint)
+    init_api(app)
+
+    from recovery.cli import register as register_cli
+
+    register_cli(app)
+    return app

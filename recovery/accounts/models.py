@@ -1,0 +1,92 @@
+"""Accounts and the identities (ways to sign in or reach the person) that belong to them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from recovery.db import Base, BigId, UTCDateTime, str_enum, utcnow
+from recovery.identity.normalise import IdentityKind
+
+
+class AccountStatus(enum.StrEnum):
+    ACTIVE = "active"
+    LOCKED = "locked"
+    MERGED = "merged"
+    DISABLED = "disabled"
+
+
+class IdentitySource(enum.StrEnum):
+    """Who attached the identity: the shop's ingest owns only what it attached itself."""
+
+    SHOP = "shop"
+    RECOVERY = "recovery"
+
+
+class Account(Base):
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    #: The shop's own id for the account (the ``{account_id}`` of the ingest API).
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[AccountStatus] = mapped_column(
+        str_enum(AccountStatus, "account_status"), default=AccountStatus.ACTIVE
+    )
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    #: ``name_key(display_name)``: candidate search for staff only.
+    name_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: Guest and social-only accounts have no password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    locale: Mapped[str] = mapped_column(String(8), default="pl")
+    vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    identities: Mapped[list[Identity]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", order_by="Identity.id"
+    )
+    merged_into: Mapped[Account | None] = relationship(remote_side=[id])
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_hash is not None
+
+
+class Identity(Base):
+    __tablename__ = "identity"
+    __table_args__ = (
+        # The rule that makes an identifier point at one person: every exact lookup uses this index.
+        UniqueConstraint("kind", "value"),
+        Index("ix_identity_fuzzy_key", "fuzzy_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[IdentityKind] = mapped_column(str_enum(IdentityKind, "identity_kind"))
+    #: The normalised value (``normalise.identity``); compared exactly.
+    value: Mapped[str] = mapped_column(String(255))
+    #: The masked form humans see (``j***@gmail.com``).
+    display: Mapped[str] = mapped_column(String(255))
+    #: ``email_fuzzy_key`` for emails; candidates for staff only, never sign-in.
+    fuzzy_key: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[IdentitySource] = mapped_column(
+        str_enum(IdentitySource, "identity_source"), default=IdentitySource.SHOP
+    )
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="identities")
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None

@@ -1,0 +1,280 @@
+"""Accounts: idempotent upserts from the shop, in batches, without ever moving an identity."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from recovery.accounts.models import Account, Identity, IdentitySource
+from recovery.accounts.schemas import AccountRecord, IdentityIn
+from recovery.db import utcnow
+from recovery.errors import IdentityConflict, NotFound, RecoveryError
+from recovery.identity import normalise
+from recovery.identity.normalise import IdentityKind
+
+IdentityKey = tuple[IdentityKind, str]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one record: ``created``/``updated``/``unchanged``, or the error that kept it out."""
+
+    account_id: str
+    result: str = "unchanged"
+    error: RecoveryError | None = None
+
+
+@dataclass(slots=True)
+class _Existing:
+    account: dict[str, Any]
+    identities: dict[IdentityKey, dict[str, Any]] = field(default_factory=dict)
+
+
+_ACCOUNT_FIELDS = ("display_name", "locale", "vip")
+
+
+class AccountService:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, external_id: str) -> Account:
+        """The account the shop knows as ``external_id``, with its identities."""
+        account = self.session.scalar(
+            select(Account)
+            .where(Account.external_id == external_id)
+            .options(selectinload(Account.identities))
+        )
+        if account is None:
+            raise NotFound(f"no account with id {external_id!r}")
+        return account
+
+    def upsert_many(self, records: Sequence[AccountRecord]) -> list[Outcome]:
+        """Create or update accounts and their shop-provided identities, one ``Outcome`` per record.
+
+        The same records twice leave the same state (the second time reports ``unchanged``). A record
+        naming an identity that belongs to another account is refused whole with ``IdentityConflict``:
+        an identifier never moves between accounts by ingest, because that would hand one person's
+        sign-in to another. Identities the service attached itself (``source=recovery``) are never
+        removed by the shop. Repeats of one account id are applied in order.
+        """
+        outcomes: list[Outcome] = []
+        chunk: list[AccountRecord] = []
+        for record in records:
+            if any(seen.account_id == record.account_id for seen in chunk):
+                outcomes += self._upsert_chunk(chunk)
+                chunk = []
+            chunk.append(record)
+        if chunk:
+            outcomes += self._upsert_chunk(chunk)
+        return outcomes
+
+    # -- one chunk: account ids unique ---------------------------------------------------------
+
+    def _upsert_chunk(self, records: list[AccountRecord]) -> list[Outcome]:
+        now = utcnow()
+        existing = self._load_existing([r.account_id for r in records])
+        owners = self._owners({(i.kind, i.value) for r in records for i in r.identities})
+        claimed: dict[IdentityKey, str] = {}
+        outcomes = []
+        accepted: list[tuple[AccountRecord, dict[IdentityKey, IdentityIn], Outcome]] = []
+        for record in records:
+            outcome = Outcome(record.account_id)
+            outcomes.append(outcome)
+            wanted = _dedupe(record.identities)
+            clash = next(
+                (
+                    (key, owner)
+                    for key in wanted
+                    for owner in (owners.get(key), claimed.get(key))
+                    if owner is not None and owner != record.account_id
+                ),
+                None,
+            )
+            if clash is not None:
+                (kind, value), owner = clash
+                outcome.error = IdentityConflict(
+                    f"{kind} {normalise.mask(kind, value)} belongs to account {owner!r}",
+                    identity={"kind": kind.value, "display": normalise.mask(kind, value)},
+                    account_id=owner,
+                )
+                continue
+            claimed.update(dict.fromkeys(wanted, record.account_id))
+            accepted.append((record, wanted, outcome))
+
+        new_accounts = [
+            _account_row(record, now)
+            for record, _, _ in accepted
+            if record.account_id not in existing
+        ]
+        if new_accounts:
+            rows = self.session.execute(
+                insert(Account).returning(Account.id, Account.external_id), new_accounts
+            )
+            for account_id, external_id in rows:
+                existing[str(external_id)] = _Existing({"id": account_id}, {})
+
+        account_updates: list[dict[str, Any]] = []
+        identity_inserts: list[dict[str, Any]] = []
+        identity_updates: list[dict[str, Any]] = []
+        identity_deletes: list[int] = []
+        for record, wanted, outcome in accepted:
+            state = existing[record.account_id]
+            created = "external_id" not in state.account  # inserted just now
+            changes = {} if created else _account_changes(state.account, record, now)
+            if changes:
+                account_updates.append({"id": state.account["id"], **changes})
+            identities_changed = _diff_identities(
+                state, wanted, now, identity_inserts, identity_updates, identity_deletes
+            )
+            if created:
+                outcome.result = "created"
+            elif changes or identities_changed:
+                outcome.result = "updated"
+
+        # Deletes first: an account may swap an identity for its own new spelling in one request.
+        if identity_deletes:
+            self.session.execute(delete(Identity).where(Identity.id.in_(identity_deletes)))
+        if account_updates:
+            self.session.execute(update(Account), account_updates)
+        if identity_updates:
+            self.session.execute(update(Identity), identity_updates)
+        if identity_inserts:
+            self.session.execute(insert(Identity), identity_inserts)
+        return outcomes
+
+    def _load_existing(self, external_ids: list[str]) -> dict[str, _Existing]:
+        accounts = self.session.execute(
+            select(
+                Account.id,
+                Account.external_id,
+                Account.display_name,
+                Account.locale,
+                Account.vip,
+                Account.password_hash,
+            ).where(Account.external_id.in_(external_ids))
+        ).mappings()
+        existing = {row["external_id"]: _Existing(dict(row)) for row in accounts}
+        by_id = {state.account["id"]: state for state in existing.values()}
+        if by_id:
+            identities = self.session.execute(
+                select(
+                    Identity.id,
+                    Identity.account_id,
+                    Identity.kind,
+                    Identity.value,
+                    Identity.source,
+                    Identity.verified_at,
+                ).where(Identity.account_id.in_(by_id))
+            ).mappings()
+            for row in identities:
+                by_id[row["account_id"]].identities[(row["kind"], row["value"])] = dict(row)
+        return existing
+
+    def _owners(self, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
+        """Which account (by the shop's id) holds each of ``keys`` now; one indexed query per kind."""
+        by_kind: dict[IdentityKind, list[str]] = {}
+        for kind, value in keys:
+            by_kind.setdefault(kind, []).append(value)
+        owners: dict[IdentityKey, str] = {}
+        for kind, values in by_kind.items():
+            rows = self.session.execute(
+                select(Identity.value, Account.external_id, Account.public_id)
+                .join(Account, Identity.account_id == Account.id)
+                .where(Identity.kind == kind, Identity.value.in_(values))
+            )
+            for value, external_id, public_id in rows:
+                # An account the service made itself has no shop id: name it by its public id.
+                owners[(kind, value)] = external_id or str(public_id)
+        return owners
+
+
+def _dedupe(identities: list[IdentityIn]) -> dict[IdentityKey, IdentityIn]:
+    wanted: dict[IdentityKey, IdentityIn] = {}
+    for identity in identities:
+        key = (identity.kind, identity.value)
+        if key in wanted:
+            identity = identity.model_copy(
+                update={"verified": identity.verified or wanted[key].verified}
+            )
+        wanted[key] = identity
+    return wanted
+
+
+def _account_row(record: AccountRecord, now: dt.datetime) -> dict[str, Any]:
+    password_hash = record.password_hash.get_secret_value() if record.password_hash else None
+    return {
+        "external_id": record.account_id,
+        "display_name": record.display_name,
+        "name_key": normalise.name_key(record.display_name) if record.display_name else None,
+        "locale": record.locale,
+        "vip": record.vip,
+        "password_hash": password_hash,
+        "password_changed_at": now if password_hash else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _account_changes(
+    current: dict[str, Any], record: AccountRecord, now: dt.datetime
+) -> dict[str, Any]:
+    wanted = _account_row(record, now)
+    changes = {name: wanted[name] for name in _ACCOUNT_FIELDS if current[name] != wanted[name]}
+    if "display_name" in changes:
+        changes["name_key"] = wanted["name_key"]
+    # An absent hash leaves the password alone: the shop may not export hashes at all.
+    if wanted["password_hash"] is not None and wanted["password_hash"] != current["password_hash"]:
+        changes["password_hash"] = wanted["password_hash"]
+        changes["password_changed_at"] = now
+    if changes:
+        changes["updated_at"] = now
+    return changes
+
+
+def _diff_identities(
+    state: _Existing,
+    wanted: dict[IdentityKey, IdentityIn],
+    now: dt.datetime,
+    inserts: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+    deletes: list[int],
+) -> bool:
+    """Queue the identity writes that make ``state`` match ``wanted``; True if there are any."""
+    before = len(inserts) + len(updates) + len(deletes)
+    account_id = state.account["id"]
+    for key, current in state.identities.items():
+        if key not in wanted and current["source"] == IdentitySource.SHOP:
+            deletes.append(current["id"])
+    for (kind, value), identity in wanted.items():
+        if (kind, value) not in state.identities:
+            inserts.append(
+                {
+                    "account_id": account_id,
+                    "kind": kind,
+                    "value": value,
+                    "display": normalise.mask(kind, value),
+                    "fuzzy_key": normalise.email_fuzzy_key(value)
+                    if kind is IdentityKind.EMAIL
+                    else None,
+                    "source": IdentitySource.SHOP,
+                    "verified_at": now if identity.verified else None,
+                    "created_at": now,
+                }
+            )
+            continue
+        current = state.identities[(kind, value)]
+        if identity.verified and current["verified_at"] is None:
+            updates.append({"id": current["id"], "verified_at": now})
+        elif (
+            not identity.verified
+            and current["verified_at"] is not None
+            # Proof the service collected itself outlives the shop's opinion.
+            and current["source"] == IdentitySource.SHOP
+        ):
+            updates.append({"id": current["id"], "verified_at": None})
+    return len(inserts) + len(updates) + len(deletes) > before

@@ -1,0 +1,144 @@
+"""The ``recovery`` command: ``db upgrade``, ``api-client create``, ``import``, ``demo-data``, ...
+
+Each command is a unit of work: it calls services and commits once at the end (or per batch).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import IO
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from recovery import migrate
+from recovery.clients.models import Scope
+from recovery.clients.services import ApiClientService
+from recovery.db import db
+from recovery.errors import RecoveryError
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(api_client_group)
+    app.cli.add_command(import_command)
+    app.cli.add_command(demo_data_command)
+
+
+@click.group("db", help="Database schema (Alembic migrations).")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Apply migrations up to REVISION (default: the newest).")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("downgrade", help="Revert migrations down to REVISION ('base' empties it).")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group("api-client", help="Service-to-service API keys.")
+def api_client_group() -> None:
+    pass
+
+
+@api_client_group.command("create", help="Create a client and print its key (shown only once).")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice([s.value for s in Scope]),
+    help="What the key may do; repeat for several.",
+)
+def api_client_create(name: str, scopes: tuple[str, ...]) -> None:
+    try:
+        with db.transaction() as session:
+            issued = ApiClientService(session).create(name, [Scope(s) for s in scopes])
+    except RecoveryError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"API client {name!r} with scopes {', '.join(issued.client.scopes)}.")
+    click.echo("Its key, shown only now (send it as 'Authorization: Bearer <key>'):", err=True)
+    click.echo(issued.key)
+
+
+@api_client_group.command("list", help="List the clients (never their keys).")
+def api_client_list() -> None:
+    for client in ApiClientService(db.session).list():
+        state = "revoked" if client.revoked_at else "active"
+        click.echo(f"{client.name}\t{','.join(client.scopes)}\t{state}\trk_{client.key_prefix}_…")
+
+
+@api_client_group.command("revoke", help="Revoke a client's key at once.")
+@click.argument("name")
+def api_client_revoke(name: str) -> None:
+    try:
+        with db.transaction() as session:
+            ApiClientService(session).revoke(name)
+    except RecoveryError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"revoked {name!r}")
+
+
+@click.command("import", help="Import accounts and orders from an NDJSON FILE ('-' for stdin).")
+@click.argument("file", type=click.File("rb"))
+def import_command(file: IO[bytes]) -> None:
+    from recovery.ingest.services import Importer
+
+    importer = Importer(db.session, current_app.config["IMPORT_BATCH_SIZE"])
+    size = _size(file)
+    with click.progressbar(length=size or 0, label="importing", hidden=size is None) as bar:
+        for _ in importer.run(_lines(file, bar.update)):
+            db.session.commit()  # a batch boundary: durable progress, flat memory
+    summary = importer.summary
+    click.echo(
+        f"{summary.lines} lines: {summary.accepted} accepted ({summary.created} created, "
+        f"{summary.updated} updated, {summary.unchanged} unchanged), {summary.rejected} rejected"
+    )
+    for error in summary.errors:
+        click.echo(f"line {error.line}: {error.error.code}: {error.error.detail}", err=True)
+    if summary.errors_truncated:
+        click.echo(f"... and {summary.rejected - len(summary.errors)} more", err=True)
+    if summary.rejected:
+        raise SystemExit(1)
+
+
+def _size(file: IO[bytes]) -> int | None:
+    """The file's size for the progress bar; ``None`` for pipes and empty files."""
+    try:
+        return os.fstat(file.fileno()).st_size or None
+    except (OSError, ValueError):
+        return None
+
+
+def _lines(file: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
+    for line in file:
+        advance(len(line))
+        yield line
+
+
+@click.command("demo-data", help="Load the demo personas (safe to run again).")
+def demo_data_command() -> None:
+    from recovery.demo import load
+
+    with db.transaction() as session:
+        personas = load(session)
+    click.echo("Demo personas (try them at /recover once it exists, or with POST /api/v1/resolve):")
+    for persona in personas:
+        click.echo(f"  - {persona.title}: {persona.how_to_try}")
+
+
+def main() -> None:
+    from recovery import create_app
+
+    FlaskGroup(create_app=lambda: create_app(), add_version_option=False)(prog_name="recovery")

@@ -1,0 +1,191 @@
+"""The database: one declarative ``Base``, one engine per app, one session per request or command.
+
+Services receive a ``Session`` and never commit; the request boundary (the API's operation wrapper) or
+the CLI command that called them does. Mail and webhooks are outbox rows in that same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Enum,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    or_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+#: Deterministic constraint names, so Alembic migrations are reproducible on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: A 64-bit key on PostgreSQL; SQLite only auto-increments a column typed exactly INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: JSON documents; JSONB on PostgreSQL.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def str_enum(cls: type[enum.StrEnum], name: str, length: int = 16) -> Enum:
+    """A ``StrEnum`` column stored as its values with a CHECK: portable, and new values are a migration."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        length=length,
+        create_constraint=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create an engine with the per-backend settings this service relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        _fix_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _fix_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over as the
+    # SQLAlchemy documentation prescribes, and switch on foreign keys, which SQLite leaves off.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """Flask extension holding the engine and session factory of one app."""
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["DATABASE_URL"], echo=app.config["DATABASE_ECHO"])
+        app.extensions["recovery.db"] = _State(engine, sessionmaker(engine, expire_on_commit=False))
+        app.teardown_appcontext(_close_session)
+
+    @property
+    def engine(self) -> Engine:
+        return _state().engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory; tests rebind it to a connection held in a transaction."""
+        return _state().sessions
+
+    @property
+    def session(self) -> Session:
+        """The session of the current request or command, opened on first use."""
+        if "db_session" not in g:
+            g.db_session = self.sessions()
+        session: Session = g.db_session
+        return session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work for CLI commands: commit when the block ends, roll back if it raises."""
+        session = self.session
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+class _State:
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session]) -> None:
+        self.engine = engine
+        self.sessions = sessions
+
+
+def _state() -> _State:
+    state: _State = current_app.extensions["recovery.db"]
+    return state
+
+
+def _close_session(exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        if exc is not None:
+            session.rollback()
+        session.close()
+
+
+db = Database()
+
+
+def upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE``, writing only rows whose values differ.
+
+    Unchanged rows are not rewritten, so replaying an import is cheap and leaves ``updated_at`` alone.
+    """
+    if not rows:
+        return
+    statement: postgresql.Insert | sqlite.Insert
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql.insert(table)
+    else:
+        statement = sqlite.insert(table)
+    compared = [name for name in rows[0] if name not in (key, "created_at", "updated_at")]
+    changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compared))
+    assignments = {name: statement.excluded[name] for name in compared}
+    if "updated_at" in rows[0]:
+        assignments["updated_at"] = statement.excluded["updated_at"]
+    session.execute(
+        statement.on_conflict_do_update(index_elements=[key], set_=assignments, where=changed), rows
+    )

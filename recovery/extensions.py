@@ -1,0 +1,24 @@
+"""Extensions created once at import time and bound to an app in ``create_app`` (Flask's pattern)."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from recovery.db import db
+
+
+def api_key_or_address() -> str:
+    """Rate-limit key for service-to-service calls: the API key's public prefix, else the address."""
+    header = request.headers.get("Authorization", "")
+    parts = header.split("_")
+    if header.startswith("Bearer rk_") and len(parts) == 3:
+        return f"client:{parts[1]}"
+    return f"ip:{get_remote_address()}"
+
+
+#: Storage comes from ``RATELIMIT_STORAGE_URI`` (memory:// embedded, Redis in production).
+limiter = Limiter(key_func=get_remote_address)
+
+__all__ = ["api_key_or_address", "db", "limiter"]

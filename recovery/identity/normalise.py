@@ -1,0 +1,173 @@
+"""Normalisation: the one place that decides when two spellings are the same identifier.
+
+Exact forms (``email``, ``phone``, ...) are what the identity store keys on and what may ever sign a
+person in. Fuzzy keys (``email_fuzzy_key``, ``name_key``) deliberately merge spellings that may belong to
+different people (``jan.kowalski`` and ``jankowski+shop`` at Gmail); they only ever rank *candidates* for
+staff and must never authenticate anyone.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from collections.abc import Callable
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+DEFAULT_REGION = "PL"
+MAX_EMAIL_LENGTH = 254
+MAX_SUBJECT_LENGTH = 255
+
+
+class IdentityKind(enum.StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    GOOGLE = "google"
+    FACEBOOK = "facebook"
+    PAYPAL = "paypal"
+
+
+#: A normalising function: returns the stored form or raises ``InvalidValue``.
+Normaliser = Callable[[str], str]
+
+
+class InvalidValue(ValueError):
+    """The value cannot be an identifier of that kind. ``str(error)`` is safe to show."""
+
+
+def email(value: str) -> str:
+    """Trimmed, validated, lower-cased address (compared case-insensitively, per DESIGN §3)."""
+    text = value.strip()
+    if len(text) > MAX_EMAIL_LENGTH:
+        raise InvalidValue("is too long for an email address")
+    try:
+        # Deliverability (DNS) is not checked: no network at request time, and a typo'd domain is
+        # still a hint worth resolving.
+        checked = validate_email(text, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise InvalidValue(f"is not a valid email address: {exc}") from None
+    return checked.normalized.lower()
+
+
+def phone(value: str, region: str = DEFAULT_REGION) -> str:
+    """E.164 (``+48600100200``); national numbers are read in ``region`` (Poland by default)."""
+    text = value.strip()
+    if not text or len(text) > 32:
+        raise InvalidValue("is not a valid phone number")
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise InvalidValue("is not a valid phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidValue("is not a valid phone number")
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+_ORDER_SEPARATORS = re.compile(r"[\s\-]+")
+_ORDER_NUMBER = re.compile(r"[A-Z0-9/._]{1,64}")
+
+
+def order_number(value: str) -> str:
+    """Upper case without spaces or dashes: ``pl-2024 000 17`` and ``PL202400017`` are one order."""
+    text = _ORDER_SEPARATORS.sub("", value).upper()
+    if not _ORDER_NUMBER.fullmatch(text):
+        raise InvalidValue(
+            "must be 1-64 letters, digits, '/', '.' or '_' (spaces and dashes ignored)"
+        )
+    return text
+
+
+_PAYER_ID = re.compile(r"[A-Z0-9]{13}")
+
+
+def paypal_payer_id(value: str) -> str:
+    """PayPal's payer id: 13 upper-case letters and digits."""
+    text = value.strip().upper()
+    if not _PAYER_ID.fullmatch(text):
+        raise InvalidValue("is not a PayPal payer id (13 letters and digits)")
+    return text
+
+
+_SUBJECT = re.compile(r"[\x21-\x7e]+")
+
+
+def provider_subject(value: str) -> str:
+    """A Google or Facebook account id: opaque and case-sensitive, so only trimmed."""
+    text = value.strip()
+    if len(text) > MAX_SUBJECT_LENGTH or not _SUBJECT.fullmatch(text):
+        raise InvalidValue("is not a provider account id (1-255 visible ASCII characters)")
+    return text
+
+
+_BY_KIND: dict[IdentityKind, Normaliser] = {
+    IdentityKind.EMAIL: email,
+    IdentityKind.PHONE: phone,
+    IdentityKind.GOOGLE: provider_subject,
+    IdentityKind.FACEBOOK: provider_subject,
+    IdentityKind.PAYPAL: paypal_payer_id,
+}
+
+
+def identity(kind: IdentityKind, value: str) -> str:
+    """The stored form of an identity value of ``kind``."""
+    return _BY_KIND[kind](value)
+
+
+# --- masking: what humans (customers, staff) see of an identifier -----------------------------------
+
+
+def mask_email(normalised: str) -> str:
+    """``jan.kowalski@gmail.com`` -> ``j***@gmail.com``."""
+    local, _, domain = normalised.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(e164: str) -> str:
+    """``+48600100200`` -> ``+48 *** *** 200``: country code and the last three digits."""
+    parsed = phonenumbers.parse(e164, None)
+    national = str(parsed.national_number)
+    hidden = "*" * (len(national) - 3)
+    groups = [hidden[max(0, end - 3) : end] for end in range(len(hidden), 0, -3)][::-1]
+    return f"+{parsed.country_code} {' '.join([*groups, national[-3:]])}"
+
+
+def mask_opaque(value: str) -> str:
+    """Provider subjects and payer ids: only the last four characters."""
+    return f"***{value[-4:]}"
+
+
+def mask(kind: IdentityKind, normalised: str) -> str:
+    if kind is IdentityKind.EMAIL:
+        return mask_email(normalised)
+    if kind is IdentityKind.PHONE:
+        return mask_phone(normalised)
+    return mask_opaque(normalised)
+
+
+# --- fuzzy keys: candidates for staff only, never authentication ---------------------------------------
+
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def email_fuzzy_key(normalised: str) -> str:
+    """Drop ``+tags`` everywhere and dots at Gmail, where they do not change the mailbox."""
+    local, _, domain = normalised.rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in _GMAIL_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+# Letters NFKD does not decompose into a base letter plus a mark.
+_FOLD = str.maketrans({"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ø": "o", "Ø": "o", "ß": "ss"})
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+def name_key(name: str) -> str:
+    """``Łukasz  Wójcik-Nowak`` and ``nowak lukasz wojcik`` share a key: folded, lower, sorted words."""
+    folded = unicodedata.normalize("NFKD", name.translate(_FOLD))
+    plain = "".join(ch for ch in folded if not unicodedata.combining(ch)).casefold()
+    words = [word for word in _NOT_WORD.split(plain) if word and not word.isdigit()]
+    return " ".join(sorted(words))

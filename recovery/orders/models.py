@@ -1,0 +1,46 @@
+"""Orders pushed by the shop: evidence for resolving a person to an account, nothing more."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from recovery.accounts.models import Account
+from recovery.db import Base, BigId, UTCDateTime, str_enum, utcnow
+
+
+class PaymentMethod(enum.StrEnum):
+    CARD = "card"
+    PAYPAL = "paypal"
+    BLIK = "blik"
+    BANK_TRANSFER = "bank_transfer"
+    CASH_ON_DELIVERY = "cash_on_delivery"
+    OTHER = "other"
+
+
+class Order(Base):
+    __tablename__ = "shop_order"  # "order" is an SQL keyword
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: ``normalise.order_number``: upper case, no spaces or dashes.
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    email: Mapped[str | None] = mapped_column(String(255), index=True)
+    email_fuzzy_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    payment_method: Mapped[PaymentMethod] = mapped_column(
+        str_enum(PaymentMethod, "payment_method", length=24)
+    )
+    paypal_payer_id: Mapped[str | None] = mapped_column(String(13), index=True)
+    paypal_email: Mapped[str | None] = mapped_column(String(255), index=True)
+    guest: Mapped[bool] = mapped_column(Boolean, default=False)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    account: Mapped[Account | None] = relationship()

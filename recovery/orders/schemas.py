@@ -1,0 +1,51 @@
+"""What the shop may tell us about an order: validated and normalised on the way in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from recovery.accounts.schemas import ExternalId
+from recovery.identity import normalise
+from recovery.orders.models import PaymentMethod
+
+
+def _checked(function: normalise.Normaliser) -> AfterValidator:
+    def check(value: str) -> str:
+        try:
+            return function(value)
+        except normalise.InvalidValue as exc:
+            raise PydanticCustomError("invalid_identifier", str(exc)) from None
+
+    return AfterValidator(check)
+
+
+Email = Annotated[str, Field(max_length=320), _checked(normalise.email)]
+Phone = Annotated[str, Field(max_length=32), _checked(normalise.phone)]
+PayerId = Annotated[str, Field(max_length=32), _checked(normalise.paypal_payer_id)]
+OrderNumber = Annotated[str, Field(min_length=1, max_length=80), _checked(normalise.order_number)]
+
+
+class OrderIn(BaseModel):
+    """The body of ``PUT /orders/{order_number}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    placed_at: AwareDatetime = Field(description="with a time zone offset")
+    email: Email | None = None
+    phone: Phone | None = None
+    payment_method: PaymentMethod
+    paypal_payer_id: PayerId | None = None
+    paypal_email: Email | None = None
+    guest: bool = False
+    account_id: ExternalId | None = Field(None, description="the shop's id of the owning account")
+
+    def placed_at_utc(self) -> dt.datetime:
+        return self.placed_at.astimezone(dt.UTC)
+
+
+class OrderRecord(OrderIn):
+    order_number: OrderNumber

@@ -1,0 +1,85 @@
+"""Orders: idempotent upserts of the shop's order evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recovery.accounts.models import Account
+from recovery.db import upsert, utcnow
+from recovery.errors import FieldError, NotFound, RecoveryError, ValidationFailed
+from recovery.identity import normalise
+from recovery.orders.models import Order
+from recovery.orders.schemas import OrderRecord
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one record: ``created``/``updated``/``unchanged``, or why it was refused."""
+
+    order_number: str
+    result: str = "unchanged"
+    error: RecoveryError | None = None
+
+
+class OrderService:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, number: str) -> Order:
+        """The order with the (already normalised) ``number``."""
+        order = self.session.scalar(select(Order).where(Order.number == number))
+        if order is None:
+            raise NotFound(f"no order {number!r}")
+        return order
+
+    def upsert_many(self, records: Sequence[OrderRecord]) -> list[Outcome]:
+        """Create or update orders; one ``Outcome`` per record, in order.
+
+        An order naming an account the shop has not pushed is refused (``account_id`` is reported),
+        so evidence never silently loses its owner. The last record wins for a repeated number.
+        """
+        now = utcnow()
+        account_ids = {r.account_id for r in records if r.account_id is not None}
+        known: dict[str, int] = {}
+        if account_ids:
+            found = self.session.execute(
+                select(Account.external_id, Account.id).where(Account.external_id.in_(account_ids))
+            )
+            known = {str(external_id): account_id for external_id, account_id in found}
+        numbers = {r.order_number for r in records}
+        existing = set(self.session.scalars(select(Order.number).where(Order.number.in_(numbers))))
+
+        outcomes: list[Outcome] = []
+        rows: dict[str, dict[str, object]] = {}
+        for record in records:
+            outcome = Outcome(record.order_number)
+            outcomes.append(outcome)
+            if record.account_id is not None and record.account_id not in known:
+                outcome.error = ValidationFailed(
+                    [FieldError("account_id", "no account with this id", "unknown_account")]
+                )
+                continue
+            outcome.result = "updated" if record.order_number in existing else "created"
+            existing.add(record.order_number)
+            rows[record.order_number] = {
+                "number": record.order_number,
+                "placed_at": record.placed_at_utc(),
+                "email": record.email,
+                "email_fuzzy_key": normalise.email_fuzzy_key(record.email)
+                if record.email
+                else None,
+                "phone": record.phone,
+                "payment_method": record.payment_method,
+                "paypal_payer_id": record.paypal_payer_id,
+                "paypal_email": record.paypal_email,
+                "guest": record.guest,
+                "account_id": known.get(record.account_id) if record.account_id else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        upsert(self.session, Order.__table__, list(rows.values()), key="number")
+        return outcomes
