@@ -122,7 +122,9 @@ def _size(file: IO[bytes]) -> int | None:
 
 
 def _lines(file: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
-    for line in file:
+    from recovery.ingest.services import bounded_lines
+
+    for line in bounded_lines(file):
         advance(len(line))
         yield line
 
@@ -133,9 +135,13 @@ def demo_data_command() -> None:
 
     with db.transaction() as session:
         personas = load(session)
-    click.echo("Demo personas (try them at /recover once it exists, or with POST /api/v1/resolve):")
+    click.echo("Demo personas, one per branch of the recovery tree:")
     for persona in personas:
         click.echo(f"  - {persona.title}: {persona.how_to_try}")
+    click.echo(
+        "Find them with POST /api/v1/resolve; make a key first with\n"
+        "  recovery api-client create me --scope ingest --scope resolve"
+    )
 
 
 def main() -> None:

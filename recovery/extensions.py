@@ -6,16 +6,15 @@ from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from recovery.clients.services import key_prefix
 from recovery.db import db
 
 
 def api_key_or_address() -> str:
     """Rate-limit key for service-to-service calls: the API key's public prefix, else the address."""
-    header = request.headers.get("Authorization", "")
-    parts = header.split("_")
-    if header.startswith("Bearer rk_") and len(parts) == 3:
-        return f"client:{parts[1]}"
-    return f"ip:{get_remote_address()}"
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    prefix = key_prefix(token.strip()) if scheme.lower() == "bearer" else None
+    return f"client:{prefix}" if prefix else f"ip:{get_remote_address()}"
 
 
 #: Storage comes from ``RATELIMIT_STORAGE_URI`` (memory:// embedded, Redis in production).

@@ -14,8 +14,11 @@ M = TypeVar("M", bound=BaseModel)
 def field_errors(exc: ValidationError, drop: int = 0) -> list[FieldError]:
     """One ``FieldError`` per problem; ``drop`` leading path parts (e.g. a union's tag)."""
     errors = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
-        path = ".".join(str(part) for part in error["loc"][drop:]) or "body"
+    for error in exc.errors(include_input=False, include_url=False):
+        path = ".".join(str(part) for part in error["loc"][drop:])
+        if not path and error["type"].startswith("union_tag"):  # a missing or unknown "type"
+            path = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
+        path = path or "body"
         errors.append(FieldError(path, _message(error["msg"]), error["type"]))
     return errors
 

@@ -13,7 +13,7 @@ from recovery.api.schemas import AccountOut, ImportSummaryOut, OrderOut
 from recovery.audit.services import AuditService
 from recovery.clients.models import ApiClient, Scope
 from recovery.db import db
-from recovery.ingest.services import Importer, ImportLine
+from recovery.ingest.services import Importer, ImportLine, bounded_lines
 from recovery.orders.schemas import OrderIn, OrderRecord
 from recovery.orders.services import OrderService
 from recovery.validation import validate
@@ -104,7 +104,7 @@ def import_ndjson(client: ApiClient) -> Reply:
     if request.mimetype not in NDJSON_MEDIA_TYPES:
         raise errors.UnsupportedMediaType(f"send {NDJSON_MEDIA_TYPES[0]}")
     importer = Importer(db.session, current_app.config["IMPORT_BATCH_SIZE"])
-    for _ in importer.run(request.stream):
+    for _ in importer.run(bounded_lines(request.stream)):
         db.session.commit()  # a batch boundary: durable progress, flat memory
     summary = importer.summary
     AuditService(db.session).record(

@@ -33,6 +33,12 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def key_prefix(key: str) -> str | None:
+    """The public part of a well-formed key (what identifies the client), else ``None``."""
+    match = _KEY.fullmatch(key)
+    return match[1] if match else None
+
+
 class ApiClientService:
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -48,13 +48,20 @@ def email(value: str) -> str:
         checked = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise InvalidValue(f"is not a valid email address: {exc}") from None
-    return checked.normalized.lower()
+    # casefold, not lower: Unicode's case-insensitive form (final sigma, dotted I); NFC again
+    # because casefolding may decompose. It can lengthen the address, so check the limit after it.
+    folded = unicodedata.normalize("NFC", checked.normalized.casefold())
+    if len(folded.encode()) > MAX_EMAIL_LENGTH:
+        raise InvalidValue("is too long for an email address")
+    return folded
 
 
 def phone(value: str, region: str = DEFAULT_REGION) -> str:
     """E.164 (``+48600100200``); national numbers are read in ``region`` (Poland by default)."""
     text = value.strip()
-    if not text or len(text) > 32:
+    # Letters would be read as a keypad's digits ("600-100-ADG") or an extension: neither is a
+    # number we can send a code to.
+    if not text or len(text) > 32 or any(ch.isalpha() for ch in text):
         raise InvalidValue("is not a valid phone number")
     try:
         parsed = phonenumbers.parse(text, region)
@@ -65,13 +72,15 @@ def phone(value: str, region: str = DEFAULT_REGION) -> str:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
-_ORDER_SEPARATORS = re.compile(r"[\s\-]+")
+_ORDER_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]+")  # dashes, including typographic ones
 _ORDER_NUMBER = re.compile(r"[A-Z0-9/._]{1,64}")
 
 
 def order_number(value: str) -> str:
     """Upper case without spaces or dashes: ``pl-2024 000 17`` and ``PL202400017`` are one order."""
-    text = _ORDER_SEPARATORS.sub("", value).upper()
+    text = _ORDER_SEPARATORS.sub("", value)
+    # ASCII first: upper() maps some other letters to ASCII ones ("ß" -> "SS", "ﬁ" -> "FI").
+    text = text.upper() if text.isascii() else ""
     if not _ORDER_NUMBER.fullmatch(text):
         raise InvalidValue(
             "must be 1-64 letters, digits, '/', '.' or '_' (spaces and dashes ignored)"
@@ -84,7 +93,8 @@ _PAYER_ID = re.compile(r"[A-Z0-9]{13}")
 
 def paypal_payer_id(value: str) -> str:
     """PayPal's payer id: 13 upper-case letters and digits."""
-    text = value.strip().upper()
+    text = value.strip()
+    text = text.upper() if text.isascii() else ""
     if not _PAYER_ID.fullmatch(text):
         raise InvalidValue("is not a PayPal payer id (13 letters and digits)")
     return text
@@ -134,8 +144,8 @@ def mask_phone(e164: str) -> str:
 
 
 def mask_opaque(value: str) -> str:
-    """Provider subjects and payer ids: only the last four characters."""
-    return f"***{value[-4:]}"
+    """Provider subjects and payer ids: only the last four characters, and none of a short one."""
+    return f"***{value[-4:]}" if len(value) >= 8 else "***"
 
 
 def mask(kind: IdentityKind, normalised: str) -> str:
@@ -154,7 +164,7 @@ _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 def email_fuzzy_key(normalised: str) -> str:
     """Drop ``+tags`` everywhere and dots at Gmail, where they do not change the mailbox."""
     local, _, domain = normalised.rpartition("@")
-    local = local.split("+", 1)[0]
+    local = local.split("+", 1)[0] or local  # "+tag@" alone is a whole local part, not a tag
     if domain in _GMAIL_DOMAINS:
         local, domain = local.replace(".", ""), "gmail.com"
     return f"{local}@{domain}"

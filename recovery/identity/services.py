@@ -184,9 +184,7 @@ class ResolutionService:
         for order in orders:
             add(
                 order.account_id,
-                _order_evidence(
-                    "order_number", order.number, order, Weight.ORDER_NUMBER, "the order itself"
-                ),
+                _order_evidence("order_number", order.number, order, Weight.ORDER_NUMBER),
             )
         # A guest order may carry only the PayPal payer: the account signed in with that payer.
         payers = {o.paypal_payer_id: o for o in orders if o.paypal_payer_id}
@@ -217,7 +215,7 @@ class ResolutionService:
             .order_by(Account.id)
             .limit(NAME_MATCH_LIMIT)
         )
-        for account_id, key, display_name in rows.tuples():
+        for account_id, key, display_name in rows:
             add(
                 account_id,
                 Evidence(
@@ -290,10 +288,18 @@ def _identity_evidence(hint_kind: str, hint: str, identity: Identity) -> Evidenc
 
 
 def _order_evidence(
-    hint_kind: str, hint: str, order: Order, weight: float, what: str, match: str = "exact"
+    hint_kind: str,
+    hint: str,
+    order: Order,
+    weight: float,
+    what: str | None = None,
+    match: str = "exact",
 ) -> Evidence:
+    """Evidence from an order; ``what`` names the matching field (none: the order number itself)."""
     guest = "guest " if order.guest else ""
-    note = f"{what} of {guest}order {order.number} placed {order.placed_at:%Y-%m-%d}"
+    note = f"{guest}order {order.number} placed {order.placed_at:%Y-%m-%d}"
+    if what:
+        note = f"{what} of {note}"
     return Evidence(hint_kind, hint, "order", order.number, match, weight, note)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 from pydantic import Field, RootModel, TypeAdapter
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from recovery.accounts.schemas import AccountRecord
 from recovery.accounts.services import AccountService
-from recovery.errors import Conflict, RecoveryError, ValidationFailed
+from recovery.errors import Conflict, FieldError, RecoveryError, ValidationFailed
 from recovery.orders.schemas import OrderRecord
 from recovery.orders.services import OrderService
 from recovery.validation import validate_json
@@ -81,23 +81,34 @@ class Summary:
         setattr(self, result, getattr(self, result) + 1)
 
 
+def bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """The lines of ``stream``, each read with a bounded buffer: a line over ``MAX_LINE_BYTES`` is
+    cut short (and so refused by the importer) and its rest skipped, so one endless line cannot
+    exhaust memory."""
+    cap = MAX_LINE_BYTES + 2  # room for "\r\n"
+    while line := stream.readline(cap):
+        if len(line) == cap and not line.endswith(b"\n"):
+            while (rest := stream.readline(cap)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
 class Importer:
     def __init__(self, session: Session, batch_size: int = 1000) -> None:
         self.session = session
         self.batch_size = batch_size
         self.summary = Summary()
 
-    def run(self, lines: Iterable[bytes | str]) -> Iterator[Summary]:
+    def run(self, lines: Iterable[bytes]) -> Iterator[Summary]:
         """Import ``lines`` (1-based numbers in errors); yields the running summary after each batch."""
         batch: list[tuple[int, AccountLine | OrderLine]] = []
         for number, raw in enumerate(lines, start=1):
             self.summary.lines = number
             if not raw.strip():
                 continue
-            if len(raw) > MAX_LINE_BYTES:
-                self.summary.reject(
-                    number, ValidationFailed([], f"line longer than {MAX_LINE_BYTES} bytes")
-                )
+            if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+                too_long = FieldError("line", f"longer than {MAX_LINE_BYTES} bytes", "too_long")
+                self.summary.reject(number, ValidationFailed([too_long]))
                 continue
             try:
                 batch.append((number, validate_json(LINE, raw, drop=1).root))

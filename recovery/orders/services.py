@@ -25,6 +25,21 @@ class Outcome:
     error: RecoveryError | None = None
 
 
+#: The columns an order's state consists of (compared to tell "updated" from "unchanged").
+_COMPARED = (
+    "number",
+    "placed_at",
+    "email",
+    "email_fuzzy_key",
+    "phone",
+    "payment_method",
+    "paypal_payer_id",
+    "paypal_email",
+    "guest",
+    "account_id",
+)
+
+
 class OrderService:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -50,8 +65,14 @@ class OrderService:
                 select(Account.external_id, Account.id).where(Account.external_id.in_(account_ids))
             )
             known = {str(external_id): account_id for external_id, account_id in found}
-        numbers = {r.order_number for r in records}
-        existing = set(self.session.scalars(select(Order.number).where(Order.number.in_(numbers))))
+        stored = {
+            row["number"]: dict(row)
+            for row in self.session.execute(
+                select(*(Order.__table__.c[name] for name in _COMPARED)).where(
+                    Order.number.in_({r.order_number for r in records})
+                )
+            ).mappings()
+        }
 
         outcomes: list[Outcome] = []
         rows: dict[str, dict[str, object]] = {}
@@ -63,9 +84,7 @@ class OrderService:
                     [FieldError("account_id", "no account with this id", "unknown_account")]
                 )
                 continue
-            outcome.result = "updated" if record.order_number in existing else "created"
-            existing.add(record.order_number)
-            rows[record.order_number] = {
+            row = {
                 "number": record.order_number,
                 "placed_at": record.placed_at_utc(),
                 "email": record.email,
@@ -78,8 +97,15 @@ class OrderService:
                 "paypal_email": record.paypal_email,
                 "guest": record.guest,
                 "account_id": known.get(record.account_id) if record.account_id else None,
-                "created_at": now,
-                "updated_at": now,
             }
+            before = stored.get(record.order_number)
+            if before is None:
+                outcome.result = "created"
+            elif before != row:
+                outcome.result = "updated"
+            else:
+                continue  # unchanged: nothing to write
+            stored[record.order_number] = row
+            rows[record.order_number] = {**row, "created_at": now, "updated_at": now}
         upsert(self.session, Order.__table__, list(rows.values()), key="number")
         return outcomes

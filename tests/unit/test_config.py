@@ -1,0 +1,92 @@
+import pytest
+
+from recovery import create_app
+from recovery.config import ConfigError
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    """Point the app's instance folder at a temporary directory and clear RECOVERY_* variables."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("RECOVERY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    return tmp_path
+
+
+def test_defaults_are_embedded(instance):
+    app = create_app()
+    assert app.config["DATABASE_URL"] == f"sqlite:///{instance / 'recovery.db'}"
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert app.config["PUBLIC_URL"] == "http://127.0.0.1:8000"
+    assert app.config["ENV"] == "development"
+
+
+def test_development_key_is_generated_once_and_kept(instance, caplog):
+    first = create_app().config["SECRET_KEYS"]
+    second = create_app().config["SECRET_KEYS"]
+    assert first == second
+    assert len(first[0]) >= 32
+    assert (instance / "secret_keys").stat().st_mode & 0o077 == 0
+    assert "development secret key" in caplog.text
+
+
+def test_environment_variables_override_defaults(instance, monkeypatch):
+    monkeypatch.setenv("RECOVERY_PUBLIC_URL", "https://help.example.com/")
+    monkeypatch.setenv("RECOVERY_SECRET_KEYS", "k" * 32 + ", " + "o" * 32)
+    monkeypatch.setenv("RECOVERY_DATABASE_URL", "postgresql://u@db.example/recovery")
+    monkeypatch.setenv("RECOVERY_IMPORT_BATCH_SIZE", "250")
+    app = create_app()
+    assert app.config["PUBLIC_URL"] == "https://help.example.com"
+    assert app.config["SECRET_KEYS"] == ["k" * 32, "o" * 32]
+    assert app.config["SECRET_KEY"] == "k" * 32  # signing uses the newest key
+    assert app.config["DATABASE_URL"] == "postgresql+psycopg://u@db.example/recovery"
+    assert app.config["IMPORT_BATCH_SIZE"] == 250
+
+
+def test_a_test_mapping_wins_over_the_environment(instance, monkeypatch):
+    monkeypatch.setenv("RECOVERY_API_RATE_LIMIT", "10 per minute")
+    assert create_app({"API_RATE_LIMIT": "5 per second"}).config["API_RATE_LIMIT"] == "5 per second"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RECOVERY_ENV", "staging", "RECOVERY_ENV: must be one of development, production"),
+        ("RECOVERY_DATABASE_URL", "mysql://x/y", "RECOVERY_DATABASE_URL: must be a sqlite"),
+        ("RECOVERY_RATELIMIT_STORAGE_URI", "memcached://x", "RECOVERY_RATELIMIT_STORAGE_URI"),
+        ("RECOVERY_PUBLIC_URL", "example.com", "RECOVERY_PUBLIC_URL: must be an absolute"),
+        ("RECOVERY_SECRET_KEYS", "short", "RECOVERY_SECRET_KEYS: key number 1 is shorter"),
+        ("RECOVERY_SECRET_KEYS", "k" * 32 + ",", "RECOVERY_SECRET_KEYS: has an empty key"),
+        ("RECOVERY_IMPORT_BATCH_SIZE", "0", "RECOVERY_IMPORT_BATCH_SIZE: must be positive"),
+        ("RECOVERY_IMPORT_BATCH_SIZE", "lots", "RECOVERY_IMPORT_BATCH_SIZE: must be a whole"),
+        ("RECOVERY_API_RATE_LIMIT", "fast", "RECOVERY_API_RATE_LIMIT: is not a rate limit"),
+        ("RECOVERY_DATABASE_ECHO", "maybe", "RECOVERY_DATABASE_ECHO: must be true or false"),
+    ],
+)
+def test_bad_settings_stop_start_up_naming_the_variable(
+    instance, monkeypatch, variable, value, message
+):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        create_app()
+    assert str(caught.value).startswith(message)
+
+
+def test_production_refuses_development_secrets(instance, monkeypatch):
+    monkeypatch.setenv("RECOVERY_ENV", "production")
+    monkeypatch.setenv("RECOVERY_PUBLIC_URL", "https://help.example.com")
+    with pytest.raises(ConfigError, match="RECOVERY_SECRET_KEYS: is required in production"):
+        create_app()
+    assert not (instance / "secret_keys").exists()
+
+
+def test_production_needs_https(instance, monkeypatch):
+    monkeypatch.setenv("RECOVERY_ENV", "production")
+    monkeypatch.setenv("RECOVERY_SECRET_KEYS", "k" * 40)
+    with pytest.raises(ConfigError, match="RECOVERY_PUBLIC_URL: must be https in production"):
+        create_app()
+    monkeypatch.setenv("RECOVERY_PUBLIC_URL", "https://help.example.com")
+    assert create_app().config["ENV"] == "production"
