@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
-
-# Alembic announces each of its plugins at INFO; only the migrations themselves are worth logging.
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

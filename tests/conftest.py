@@ -29,6 +29,7 @@ from recovery.clients.models import Scope
 from recovery.clients.services import ApiClientService
 from recovery.db import db, make_engine
 from recovery.extensions import limiter
+from recovery.models import Base
 
 POSTGRES_URL = os.environ.get("RECOVERY_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("RECOVERY_TEST_REDIS_URL")
@@ -201,3 +202,20 @@ def ingest(make_key: Any) -> dict[str, str]:
 @pytest.fixture
 def resolver(make_key: Any) -> dict[str, str]:
     return make_key(Scope.RESOLVE)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def committed_app(database_url: str) -> Iterator[Flask]:
+    """An app whose requests really commit (for concurrency tests); every table is emptied after."""
+    app = make_app(database_url)
+    yield app
+    with app.app_context():
+        engine = db.engine
+        with engine.begin() as connection:
+            tables = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+            if engine.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            else:
+                for table in reversed(Base.metadata.sorted_tables):
+                    connection.execute(table.delete())
+        engine.dispose()
