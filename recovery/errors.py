@@ -112,3 +112,39 @@ class InternalError(RecoveryError):
     code = "internal_error"
     status = 500
     title = "Something went wrong on our side"
+
+
+class InvalidToken(RecoveryError):
+    """One answer for unknown, tampered, used and superseded links or codes: no oracle."""
+
+    code = "invalid_token"
+    status = 400
+    title = "This link or code is not valid"
+
+
+class TokenExpired(RecoveryError):
+    code = "token_expired"
+    status = 400
+    title = "This link or code has expired"
+
+
+class TooManyAttempts(RecoveryError):
+    code = "too_many_attempts"
+    status = 429
+    title = "Too many wrong codes; ask for a new one"
+
+
+class WeakPassword(RecoveryError):
+    code = "weak_password"
+    status = 422
+    title = "Choose a different password"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)
+        self.reason = reason
+
+
+class Gone(RecoveryError):
+    code = "gone"
+    status = 410
+    title = "This has been used already"
