@@ -8,9 +8,19 @@ PORT   ?= 8000
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run serve migrate demo-data test test-sqlite test-postgres lint typecheck fmt bench clean
+.PHONY: install run serve migrate demo-data test test-sqlite test-postgres lint typecheck fmt bench clean messages
 
-install: $(VENV)/.installed
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard recovery/translations/*/LC_MESSAGES/messages.po))
+
+install: $(VENV)/.installed $(CATALOGS)
+
+%.mo: %.po $(VENV)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+
+# After changing user-facing strings: re-extract and merge into each language's catalog.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --omit-header -o recovery/translations/messages.pot .
+	$(BIN)/pybabel update -i recovery/translations/messages.pot -d recovery/translations
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -15,10 +15,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     The configuration is validated here, once; a bad setting raises ``ConfigError`` naming it.
     """
     from recovery import config as settings
-    from recovery import ops
+    from recovery import i18n, ops
     from recovery.api import init_app as init_api
     from recovery.api.problems import register as register_problems
-    from recovery.extensions import db, limiter
+    from recovery.extensions import csrf, db, limiter
+    from recovery.web import dev, recover
 
     app = Flask(__name__, instance_relative_config=True)
     settings.load(app, config)
@@ -29,11 +30,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_KEY_PREFIX=app.config.get("RATELIMIT_KEY_PREFIX", "recovery"),
         RATELIMIT_STRATEGY="fixed-window",
+        # The wizard's session cookie holds only the flow id, signed; keep it from scripts and
+        # from cross-site requests, and on https only when the service is served over https.
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=app.config["PUBLIC_URL"].startswith("https://"),
     )
     db.init_app(app)
     limiter.init_app(app)
+    csrf.init_app(app)
+    i18n.init_app(app)
     register_problems(app)
     app.register_blueprint(ops.blueprint)
+    dev.init_app(app)  # /dev/mailbox, in development only
+    recover.init_app(app)
     init_api(app)
 
     from recovery.cli import register as register_cli

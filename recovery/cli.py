@@ -25,6 +25,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(api_client_group)
     app.cli.add_command(import_command)
     app.cli.add_command(demo_data_command)
+    app.cli.add_command(worker_command)
 
 
 @click.group("db", help="Database schema (Alembic migrations).")
@@ -142,6 +143,41 @@ def demo_data_command() -> None:
         "Find them with POST /api/v1/resolve; make a key first with\n"
         "  recovery api-client create me --scope ingest --scope resolve"
     )
+
+
+@click.command("worker", help="Deliver the outbox (mail, webhooks) with retries and backoff.")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=None,
+    help="Seconds to wait when nothing is due (default: RECOVERY_OUTBOX_POLL_INTERVAL).",
+)
+def worker_command(once: bool, interval: float | None) -> None:
+    from providers.mail import MailboxTransport, MailTransport, SmtpTransport
+    from providers.webhooks import HttpWebhookSender
+    from recovery.outbox.settings import DeliverySettings
+    from recovery.outbox.worker import Worker
+
+    settings = DeliverySettings.from_config(current_app.config)
+    mail: MailTransport
+    if settings.mail_transport == "smtp" and settings.smtp_url:
+        mail = SmtpTransport(settings.smtp_url)
+    else:
+        mail = MailboxTransport()
+    webhooks = HttpWebhookSender()
+    worker = Worker(db.sessions, mail, webhooks, settings)
+    try:
+        if once:
+            # Each pass reschedules what failed into the future, so this ends.
+            while worker.run_once() > 0:
+                pass
+            stats = worker.stats
+            click.echo(f"{stats.sent} sent, {stats.retried} to retry, {stats.dead} dead")
+        else:
+            worker.run_forever(interval)
+    finally:
+        webhooks.close()
 
 
 def main() -> None:

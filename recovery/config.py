@@ -35,6 +35,24 @@ DEFAULTS: dict[str, Any] = {
     "API_RATE_LIMIT": "1200 per minute",
     "IMPORT_BATCH_SIZE": 1000,
     "MAX_JSON_BYTES": 1024 * 1024,
+    # delivery (outbox)
+    "SMTP_URL": None,  # smtp://user:password@host:port[?starttls=true] or smtps://...
+    "MAIL_TRANSPORT": None,  # smtp when SMTP_URL is set, else the development mailbox
+    "MAIL_FROM": "Account help <no-reply@localhost>",
+    "WEBHOOK_URL": None,  # unset: no webhook rows are written at all
+    "WEBHOOK_SECRET": None,  # whsec_ + base64; required when WEBHOOK_URL is set
+    "OUTBOX_MAX_ATTEMPTS": 8,
+    "OUTBOX_BACKOFF_BASE": 30,  # seconds; after n failures the next try waits base * 2**n, capped
+    "OUTBOX_BACKOFF_CAP": 3600,  # seconds
+    "OUTBOX_POLL_INTERVAL": 5,  # seconds the worker waits when nothing is due
+    # recovery flows
+    "FLOW_TTL_MINUTES": 60,
+    "RETURN_TO_ORIGINS": "",  # comma separated origins a flow may send the browser back to
+    "DEFAULT_RETURN_TO": None,  # where a finished flow goes otherwise; default PUBLIC_URL + /recover/done
+    "UNKNOWN_ADDRESS_MAIL": True,  # tell an address without an account how else to get in
+    "RESET_RATE_LIMIT_PER_IDENTIFIER": "5 per minute;20 per day",
+    "RESET_RATE_LIMIT_PER_IP": "20 per minute",
+    "VERIFY_RATE_LIMIT_PER_FLOW": "10 per minute",
 }
 
 
@@ -172,6 +190,141 @@ def _development_keys(app: Flask) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an absolute http(s) URL, lower-cased; ``None`` otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def _origins(app: Flask, value: Any) -> list[str]:
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    origins = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        origin = origin_of(item)
+        if origin is None or origin != item.rstrip("/").lower():
+            raise ConfigError(
+                "RETURN_TO_ORIGINS", f"{item!r} is not an origin like https://shop.example"
+            )
+        origins.append(origin)
+    return origins
+
+
+def _default_return_to(app: Flask, value: Any) -> str:
+    if value in (None, ""):
+        return f"{app.config['PUBLIC_URL']}/recover/done"
+    if origin_of(str(value)) is None:
+        raise ConfigError("DEFAULT_RETURN_TO", f"must be an absolute http(s) URL, got {value!r}")
+    return str(value)
+
+
+# delivery (outbox)
+
+MAIL_TRANSPORTS = ("smtp", "mailbox")
+#: The Standard Webhooks specification asks for secrets of 24 to 64 random bytes.
+MIN_WEBHOOK_SECRET_BYTES = 24
+
+
+def _unset(value: Any) -> bool:
+    return value is None or str(value).strip() == ""
+
+
+def _positive_number(key: str) -> Callable[[Flask, Any], float]:
+    def check(app: Flask, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"must be a number, got {value!r}") from None
+        if not number > 0:
+            raise ConfigError(key, f"must be positive, got {value!r}")
+        return number
+
+    return check
+
+
+def _smtp_url(app: Flask, value: Any) -> str | None:
+    from providers.mail import parse_smtp_url
+
+    if _unset(value):
+        return None
+    try:
+        parse_smtp_url(str(value))
+    except ValueError as exc:
+        # The URL may hold the SMTP password: describe the problem, never echo the value.
+        raise ConfigError(
+            "SMTP_URL", f"{exc} (example: smtp://user:password@mail.example.com:587?starttls=true)"
+        ) from None
+    return str(value).strip()
+
+
+def _mail_transport(app: Flask, value: Any) -> str:
+    smtp_url = app.config["SMTP_URL"]
+    transport = ("smtp" if smtp_url else "mailbox") if _unset(value) else str(value).strip().lower()
+    if transport not in MAIL_TRANSPORTS:
+        raise ConfigError("MAIL_TRANSPORT", f"must be one of {', '.join(MAIL_TRANSPORTS)}")
+    if transport == "smtp" and not smtp_url:
+        raise ConfigError("SMTP_URL", "is required when RECOVERY_MAIL_TRANSPORT is smtp")
+    if transport == "mailbox" and app.config["ENV"] == "production":
+        # The development mailbox shows reset links to whoever opens it; in production mail must
+        # leave the machine.
+        raise ConfigError("SMTP_URL", "is required in production (the mailbox is for development)")
+    return transport
+
+
+def _mail_from(app: Flask, value: Any) -> str:
+    from email.errors import HeaderParseError
+    from email.policy import default as policy
+
+    text = str(value or "").strip()
+    addresses: tuple[Any, ...]
+    try:
+        header = policy.header_factory("From", text)
+        addresses = getattr(header, "addresses", ())
+    except (HeaderParseError, IndexError, ValueError):
+        addresses = ()
+    if "\r" in text or "\n" in text or len(addresses) != 1 or not addresses[0].domain:
+        raise ConfigError(
+            "MAIL_FROM", f"must be one address such as 'Shop <help@shop.example>', got {value!r}"
+        )
+    return text
+
+
+def _webhook_url(app: Flask, value: Any) -> str | None:
+    if _unset(value):
+        return None
+    url = str(value).strip()
+    parts = urlsplit(url)
+    # Never echo the URL: endpoints often carry a token in it.
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError("WEBHOOK_URL", "must be an absolute http(s) URL")
+    if parts.scheme == "http" and app.config["ENV"] == "production":
+        log.warning("%s_WEBHOOK_URL is plain http in production", PREFIX)
+    return url
+
+
+def _webhook_secret(app: Flask, value: Any) -> str | None:
+    from providers.webhooks import decode_secret
+
+    if _unset(value):
+        if app.config["WEBHOOK_URL"]:
+            raise ConfigError("WEBHOOK_SECRET", "is required when RECOVERY_WEBHOOK_URL is set")
+        return None
+    secret = str(value).strip()
+    try:
+        key = decode_secret(secret)
+    except ValueError as exc:
+        raise ConfigError("WEBHOOK_SECRET", str(exc)) from None
+    if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+        raise ConfigError(
+            "WEBHOOK_SECRET", f"must hold at least {MIN_WEBHOOK_SECRET_BYTES} random bytes"
+        )
+    return secret
+
+
 #: Validation order matters: ENV first, because other checks depend on it.
 _CHECKS: dict[str, Callable[[Flask, Any], Any]] = {
     "ENV": _env,
@@ -183,4 +336,22 @@ _CHECKS: dict[str, Callable[[Flask, Any], Any]] = {
     "API_RATE_LIMIT": _rate_limit("API_RATE_LIMIT"),
     "IMPORT_BATCH_SIZE": _positive_int("IMPORT_BATCH_SIZE"),
     "MAX_JSON_BYTES": _positive_int("MAX_JSON_BYTES"),
+    # delivery (outbox); SMTP_URL before MAIL_TRANSPORT, WEBHOOK_URL before WEBHOOK_SECRET
+    "SMTP_URL": _smtp_url,
+    "MAIL_TRANSPORT": _mail_transport,
+    "MAIL_FROM": _mail_from,
+    "WEBHOOK_URL": _webhook_url,
+    "WEBHOOK_SECRET": _webhook_secret,
+    "OUTBOX_MAX_ATTEMPTS": _positive_int("OUTBOX_MAX_ATTEMPTS"),
+    "OUTBOX_BACKOFF_BASE": _positive_int("OUTBOX_BACKOFF_BASE"),
+    "OUTBOX_BACKOFF_CAP": _positive_int("OUTBOX_BACKOFF_CAP"),
+    "OUTBOX_POLL_INTERVAL": _positive_number("OUTBOX_POLL_INTERVAL"),
+    # recovery flows
+    "FLOW_TTL_MINUTES": _positive_int("FLOW_TTL_MINUTES"),
+    "RETURN_TO_ORIGINS": _origins,
+    "DEFAULT_RETURN_TO": _default_return_to,
+    "UNKNOWN_ADDRESS_MAIL": _flag("UNKNOWN_ADDRESS_MAIL"),
+    "RESET_RATE_LIMIT_PER_IDENTIFIER": _rate_limit("RESET_RATE_LIMIT_PER_IDENTIFIER"),
+    "RESET_RATE_LIMIT_PER_IP": _rate_limit("RESET_RATE_LIMIT_PER_IP"),
+    "VERIFY_RATE_LIMIT_PER_FLOW": _rate_limit("VERIFY_RATE_LIMIT_PER_FLOW"),
 }

@@ -31,6 +31,13 @@ class RecoveryError(Exception):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra
+        #: Commit the request's work although it failed: a counted wrong code must stay counted.
+        self.keep_changes = False
+
+    def kept(self) -> RecoveryError:
+        """This error, marked so that the request boundary commits what was written before it."""
+        self.keep_changes = True
+        return self
 
 
 class ValidationFailed(RecoveryError):

@@ -4,8 +4,10 @@ from recovery.accounts.models import Account, AccountStatus, Identity, IdentityS
 from recovery.audit.models import AuditEvent
 from recovery.clients.models import ApiClient, Scope
 from recovery.db import Base
+from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.orders.models import Order, PaymentMethod
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
+from recovery.tokens.models import Secret, SecretKind
 
 __all__ = [
     "Account",
@@ -14,11 +16,15 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Channel",
+    "FlowStatus",
     "Identity",
     "IdentitySource",
     "MessageStatus",
     "Order",
     "OutboxMessage",
     "PaymentMethod",
+    "RecoveryFlow",
     "Scope",
+    "Secret",
+    "SecretKind",
 ]

@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import flask_babel
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
@@ -125,9 +126,21 @@ def app_config() -> dict[str, Any]:
 @pytest.fixture
 def app(database_url: str, connection: Connection, app_config: dict[str, Any]) -> Iterator[Flask]:
     app = make_app(database_url, **app_config)
+
+    @app.before_request
+    def _fresh_request_globals() -> None:
+        # Requests reuse the app context this fixture holds open (so tests can use db.session), and
+        # with it ``g``; drop what a real request starts without: the language and the CSRF token.
+        for name in ("locale", "csrf_token"):
+            g.pop(name, None)
+        flask_babel.refresh()
+
     with app.app_context():
         # Every session of this app joins the test's transaction; its commits become savepoints.
         db.sessions.configure(bind=connection, join_transaction_mode="create_savepoint")
+        # The limiter is one object for the process and keeps its first key prefix: start every
+        # test with empty counters (on Redis they would otherwise carry over between tests).
+        limiter.reset()
         yield app
         db.session.close()
         db.engine.dispose()
@@ -205,9 +218,11 @@ def resolver(make_key: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def committed_app(database_url: str) -> Iterator[Flask]:
+def committed_app(database_url: str, app_config: dict[str, Any]) -> Iterator[Flask]:
     """An app whose requests really commit (for concurrency tests); every table is emptied after."""
-    app = make_app(database_url)
+    app = make_app(database_url, **app_config)
+    with app.app_context():
+        limiter.reset()
     yield app
     with app.app_context():
         engine = db.engine

@@ -27,3 +27,32 @@ def is_supported_hash(value: str) -> bool:
     except (ValueError, TypeError):
         return False
     return True
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` with the parameters above.
+
+    Hashes the string exactly as given (no normalisation); run ``password_policy.check`` first, which
+    also bounds its size. libpass refuses passwords over 4,096 bytes with a ``ValueError``.
+    """
+    hashed: str = context.hash(password)
+    return hashed
+
+
+def verify_and_update(password: str, stored_hash: str) -> tuple[bool, str | None]:
+    """Whether ``password`` matches ``stored_hash``, and a new argon2id hash to store if it should change.
+
+    The second item is ``None`` unless the password matched and the stored hash is not the current
+    default (a bcrypt hash imported from the shop, or argon2 with other parameters): then it is a fresh
+    argon2id hash to save in place of the old one. A stored hash that cannot be checked answers
+    ``(False, None)`` rather than raising: a malformed or unknown hash, and a bcrypt hash tried with a
+    password over 72 UTF-8 bytes, which the bcrypt library refuses instead of silently truncating (the
+    shop's truncated hashes of such passwords cannot be verified; those users recover their account).
+    """
+    try:
+        matched, new_hash = context.verify_and_update(password, stored_hash)
+    except ValueError:
+        # UnknownHashError, malformed hashes, bcrypt's 72-byte refusal, libpass's size limit and
+        # UnicodeEncodeError (lone surrogates) are all ValueErrors; none may become a server error.
+        return False, None
+    return bool(matched), new_hash if isinstance(new_hash, str) else None

@@ -7,7 +7,7 @@ from importlib.metadata import version
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from recovery.api.operations import Registry
-from recovery.extensions import api_key_or_address, limiter
+from recovery.extensions import api_key_or_address, csrf, limiter
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 registry = Registry(blueprint)
@@ -24,6 +24,7 @@ def openapi_document() -> Response:
 
 def init_app(app: Flask) -> None:
     # The modules register their operations on import.
-    from recovery.api import ingest, resolve  # noqa: F401
+    from recovery.api import ingest, recovery, resolve  # noqa: F401
 
+    csrf.exempt(blueprint)  # bearer keys and public JSON: no cookies to ride on
     app.register_blueprint(blueprint)

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from recovery import errors
 from recovery.audit.services import Actor
@@ -102,6 +103,12 @@ class Registry:
                 try:
                     reply = handler(**kwargs)
                     db.session.commit()
+                except errors.RecoveryError as exc:
+                    if exc.keep_changes:
+                        db.session.commit()
+                    else:
+                        db.session.rollback()
+                    raise
                 except IntegrityError:
                     # A concurrent writer won a race the handler's reads could not see.
                     db.session.rollback()
@@ -152,7 +159,10 @@ def read_json_body() -> bytes:
     limit: int = current_app.config["MAX_JSON_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes")
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes")
-    return data
+    # Read through Werkzeug with a cap (a chunked body has no Content-Length) and keep the bytes
+    # cached: rate-limit keys read the body again (``recovery.ratelimits.identifier_key``).
+    request.max_content_length = limit
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes") from None

@@ -18,6 +18,12 @@ def test_the_served_document_is_valid_openapi_3_1(client):
         ("/orders/{order_number}", "put"),
         ("/import", "post"),
         ("/resolve", "post"),
+        ("/recovery/flows", "post"),
+        ("/recovery/flows/{flow_id}", "get"),
+        ("/recovery/flows/{flow_id}/answer", "post"),
+        ("/recovery/email", "post"),
+        ("/recovery/password", "post"),
+        ("/tickets/redeem", "post"),
     }
     assert "application/x-ndjson" in spec["paths"]["/import"]["post"]["requestBody"]["content"]
 

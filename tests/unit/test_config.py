@@ -85,8 +85,10 @@ def test_production_refuses_development_secrets(instance, monkeypatch):
 
 def test_production_needs_https(instance, monkeypatch):
     monkeypatch.setenv("RECOVERY_ENV", "production")
+    monkeypatch.setenv("RECOVERY_SMTP_URL", "smtp://mail.example.com:587?starttls=true")
     monkeypatch.setenv("RECOVERY_SECRET_KEYS", "k" * 40)
     with pytest.raises(ConfigError, match="RECOVERY_PUBLIC_URL: must be https in production"):
         create_app()
     monkeypatch.setenv("RECOVERY_PUBLIC_URL", "https://help.example.com")
+    monkeypatch.setenv("RECOVERY_SMTP_URL", "smtp://mail.example.com:587?starttls=true")
     assert create_app().config["ENV"] == "production"

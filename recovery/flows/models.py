@@ -1,0 +1,51 @@
+"""A recovery flow: one walk of one person through the decision tree, kept for the help case."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import secrets
+from typing import Any
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from recovery.db import Base, Json, UTCDateTime, str_enum, utcnow
+
+
+class FlowStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DONE = "done"  # the person proved control of an account
+    HELP = "help"  # handed to a person
+
+
+def new_flow_id() -> str:
+    # Unguessable: the flow id is what a browser or app holds to continue the walk.
+    return secrets.token_urlsafe(18)
+
+
+class RecoveryFlow(Base):
+    __tablename__ = "recovery_flow"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_flow_id)
+    node: Mapped[str] = mapped_column(String(32))
+    status: Mapped[FlowStatus] = mapped_column(
+        str_enum(FlowStatus, "flow_status"), default=FlowStatus.ACTIVE
+    )
+    #: Answers by node id (masked where personal: an email is kept as ``j***@x.pl``).
+    answers: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    #: What was tried and what happened, oldest first: the help case shows it to staff.
+    trail: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    locale: Mapped[str] = mapped_column(String(8), default="pl")
+    return_to: Mapped[str | None] = mapped_column(String(2048))
+    #: Set once the person proved control of an account (never shown to the person before that).
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    method: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    def record(self, node: str, event: str, **detail: Any) -> None:
+        """Append to the trail (a new list, so the JSON column is seen as changed)."""
+        entry = {"at": utcnow().isoformat(), "node": node, "event": event, **detail}
+        self.trail = [*self.trail, entry]

@@ -1,0 +1,254 @@
+"""Walking the tree: start a flow, show its node, take an answer and move on.
+
+One service serves the JSON API and the hosted wizard alike. It owns the routing; what an answer
+*does* (send a code, check it, set a password) is the reset service's work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy.orm import Session
+
+from recovery.accounts.models import Account
+from recovery.config import origin_of
+from recovery.db import utcnow
+from recovery.errors import (
+    Conflict,
+    FieldError,
+    Gone,
+    NotFound,
+    RecoveryError,
+    ValidationFailed,
+)
+from recovery.flows.models import FlowStatus, RecoveryFlow
+from recovery.flows.tree import DEFAULT_TREE, DIDNT_WORK, Node, NodeType, Tree
+from recovery.identity import normalise
+from recovery.resets.services import Completion, ResetService
+
+#: Where the email-reset request of the API enters the tree.
+EMAIL_NODE = "email"
+
+
+class NodeNotCurrent(Conflict):
+    code = "node_not_current"
+    title = "That step is not the flow's current step"
+
+
+class FlowFinished(Conflict):
+    code = "flow_finished"
+    title = "This recovery has finished already"
+
+
+class FlowExpired(Gone):
+    code = "flow_expired"
+    title = "This recovery has expired; start again"
+
+
+class MethodUnavailable(RecoveryError):
+    code = "method_unavailable"
+    status = 503
+    title = "This way of getting back in is not available here yet"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSettings:
+    ttl: dt.timedelta
+    return_to_origins: Sequence[str]
+    default_return_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Where a flow stands after an answer, and the login ticket if the walk ended in ``done``."""
+
+    flow: RecoveryFlow
+    node: Node
+    completion: Completion | None = None
+
+    @property
+    def redirect_to(self) -> str | None:
+        """The flow's ``return_to`` carrying the ticket, once done."""
+        if self.completion is None or self.flow.return_to is None:
+            return None
+        return with_ticket(self.flow.return_to, self.completion.ticket)
+
+
+def with_ticket(return_to: str, ticket: str) -> str:
+    """``return_to`` with ``ticket=`` added to its query (before any ``#fragment``, which the
+    browser would keep from the shop's server)."""
+    parts = urlsplit(return_to)
+    query = f"{parts.query}&ticket={ticket}" if parts.query else f"ticket={ticket}"
+    return urlunsplit(parts._replace(query=query))
+
+
+class FlowService:
+    def __init__(
+        self,
+        session: Session,
+        resets: ResetService,
+        settings: FlowSettings,
+        tree: Tree = DEFAULT_TREE,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self.resets = resets
+        self.settings = settings
+        self.tree = tree
+        self.now = now
+
+    def start(self, locale: str, return_to: str | None = None) -> Step:
+        """A new flow at the start of the tree. ``return_to`` is kept only when its origin is
+        allowed; otherwise the configured default is used (DESIGN §5.7: no open redirect)."""
+        flow = RecoveryFlow(
+            node=self.tree.start,
+            locale=locale,
+            return_to=self.safe_return_to(return_to),
+            answers={},
+            trail=[],
+            expires_at=self.now() + self.settings.ttl,
+        )
+        flow.record(self.tree.start, "started")
+        self.session.add(flow)
+        self.session.flush()
+        return Step(flow, self.tree[flow.node])
+
+    def request_email(self, flow_id: str | None, email: str, locale: str) -> Step:
+        """The email-reset request of the JSON API: answer the flow's email form, starting a flow
+        (or moving an unfinished one) there first when needed."""
+        if flow_id is None:
+            flow = self.start(locale).flow
+        else:
+            flow = self.get(flow_id)
+            if flow.status is not FlowStatus.ACTIVE:
+                raise FlowFinished()
+        if self.tree[flow.node].type is not NodeType.EMAIL_FORM:
+            flow.record(flow.node, "jumped", to=EMAIL_NODE)
+            flow.node = EMAIL_NODE
+        return self.answer(flow.id, flow.node, email)
+
+    def redirect_after(self, completion: Completion) -> str:
+        """Where the browser goes after a recovery finished outside the flow API (a link)."""
+        flow = completion.flow
+        return_to = flow.return_to if flow and flow.return_to else self.safe_return_to(None)
+        return with_ticket(return_to, completion.ticket)
+
+    def safe_return_to(self, return_to: str | None) -> str:
+        """``return_to`` if it is unambiguously on an allowed origin, else the default."""
+        if (
+            return_to
+            and _unambiguous(return_to)
+            and origin_of(return_to) in self.settings.return_to_origins
+        ):
+            return return_to
+        return self.settings.default_return_to
+
+    def get(self, flow_id: str) -> RecoveryFlow:
+        """The flow ``flow_id``; ``NotFound`` or ``FlowExpired``."""
+        flow = self.session.get(RecoveryFlow, flow_id) if len(flow_id) <= 32 else None
+        if flow is None:
+            raise NotFound("no such recovery flow")
+        if flow.status is FlowStatus.ACTIVE and flow.expires_at <= self.now():
+            raise FlowExpired()
+        return flow
+
+    def current(self, flow_id: str) -> Step:
+        flow = self.get(flow_id)
+        return Step(flow, self.tree[flow.node])
+
+    def answer(self, flow_id: str, node_id: str, value: str) -> Step:
+        """Apply ``value`` as the answer to ``node_id``, which must be the flow's current node."""
+        flow = self.get(flow_id)
+        if flow.status is not FlowStatus.ACTIVE:
+            raise FlowFinished()
+        if node_id != flow.node:
+            raise NodeNotCurrent(f"the current step is {flow.node!r}", current=flow.node)
+        node = self.tree[flow.node]
+        if value == DIDNT_WORK and node.fallback:
+            flow.record(node.id, "didnt_work")
+            return self._move(flow, node.fallback)
+        handler = self._handlers[node.type]
+        return handler(self, flow, node, value)
+
+    def _move(self, flow: RecoveryFlow, node_id: str, completion: Completion | None = None) -> Step:
+        flow.node = node_id
+        return Step(flow, self.tree[node_id], completion)
+
+    # -- one handler per node type -------------------------------------------------------------------
+
+    def _question(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
+        option = next((o for o in node.options if o.value == value), None)
+        if option is None:
+            raise _bad_value(f"must be one of {', '.join(o.value for o in node.options)}")
+        flow.answers = {**flow.answers, node.id: value}
+        flow.record(node.id, "answered", value=value)
+        return self._move(flow, option.next)
+
+    def _email_form(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
+        try:
+            email = normalise.email(value)
+        except normalise.InvalidValue as exc:
+            raise _bad_value(str(exc)) from None
+        self.resets.request_email_reset(flow, email)
+        assert node.next is not None
+        return self._move(flow, node.next)
+
+    def _code_form(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
+        secret = self.resets.check_code(flow, value)
+        self.resets.prove(flow, secret, "email_code")
+        assert node.next is not None
+        return self._move(flow, node.next)
+
+    def _password_form(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
+        account = self.session.get(Account, flow.account_id) if flow.account_id else None
+        if account is None or flow.method is None:
+            # Only a flow whose person proved control gets here; anything else is tampering.
+            raise NodeNotCurrent("prove control of the account first")
+        skip = next((o for o in node.options if o.value == value), None)
+        if skip is None:
+            self.resets.set_password(account, value)
+            flow.record(node.id, "password_set")
+        else:
+            flow.record(node.id, "password_skipped")
+        assert node.next is not None
+        completion = self.resets.complete(flow, account, flow.method)
+        return self._move(flow, node.next, completion)
+
+    def _oauth_choice(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
+        option = next((o for o in node.options if o.value == value), None)
+        if option is not None:
+            flow.record(node.id, "answered", value=value)
+            return self._move(flow, option.next)
+        if value in node.params.get("providers", "").split(","):
+            raise MethodUnavailable(f"signing in with {value} is not configured")
+        raise _bad_value("is not a sign-in choice of this step")
+
+    def _unavailable(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
+        raise MethodUnavailable(f"the {node.type} step cannot be completed here yet")
+
+    _handlers: ClassVar[dict[NodeType, Callable[[FlowService, RecoveryFlow, Node, str], Step]]] = {
+        NodeType.QUESTION: _question,
+        NodeType.EMAIL_FORM: _email_form,
+        NodeType.CODE_FORM: _code_form,
+        NodeType.PASSWORD_FORM: _password_form,
+        NodeType.OAUTH_CHOICE: _oauth_choice,
+        NodeType.PHONE_FORM: _unavailable,  # SMS codes come with the phone branch
+        NodeType.HELP_FORM: _unavailable,  # help cases come with the support desk
+    }
+
+
+def _unambiguous(url: str) -> bool:
+    """No characters that browsers and Python parse differently (``\\``, controls, spaces) and no
+    userinfo: ``https://evil.example\\@shop.example/`` is evil.example to a browser."""
+    if any(ch == "\\" or ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    parts = urlsplit(url)
+    return parts.username is None and parts.password is None
+
+
+def _bad_value(message: str) -> ValidationFailed:
+    return ValidationFailed([FieldError("value", message)])

@@ -1,0 +1,42 @@
+"""Languages: Polish and English. Every user-facing string goes through these helpers."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_babel import Babel, get_locale, refresh
+
+LOCALES = ("pl", "en")
+DEFAULT_LOCALE = "pl"
+
+babel = Babel()
+
+
+def select_locale() -> str:
+    """The flow's language when one is walked, then ``?lang=``, then the browser's preference."""
+    chosen = g.get("locale")
+    if chosen in LOCALES:
+        return str(chosen)
+    asked = request.args.get("lang") if request else None
+    if asked in LOCALES:
+        return str(asked)
+    if request:
+        best = request.accept_languages.best_match(LOCALES)
+        if best:
+            return str(best)
+    return DEFAULT_LOCALE
+
+
+def use_locale(locale: str) -> None:
+    """Speak ``locale`` for the rest of the request (Flask-Babel caches its first answer)."""
+    g.locale = supported(locale)
+    refresh()
+
+
+def supported(locale: str | None) -> str:
+    """``locale`` if we speak it, else the default."""
+    return locale if locale in LOCALES else DEFAULT_LOCALE
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT_LOCALE)
+    app.jinja_env.globals["get_locale"] = get_locale

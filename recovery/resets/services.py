@@ -1,0 +1,259 @@
+"""Self-service recovery by email: request a link and code, prove control, set a password, finish.
+
+DESIGN §5 shapes every step. A request does the same work whether or not the address belongs to an
+account (a decoy link and code are issued for no account), so neither the answer nor its timing
+tells anyone who has an account. A password change kills every outstanding secret (they are bound
+to the password), tells every verified address with a "this wasn't me" link, and tells the shop to
+end old sessions. The only sign-in a recovery grants is the single login ticket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recovery.accounts import password_policy
+from recovery.accounts.models import Account, AccountStatus, Identity
+from recovery.accounts.passwords import hash_password
+from recovery.db import utcnow
+from recovery.errors import InvalidToken, TooManyAttempts
+from recovery.flows.models import FlowStatus, RecoveryFlow
+from recovery.identity import normalise
+from recovery.identity.normalise import IdentityKind
+from recovery.tokens.models import Secret
+from recovery.tokens.services import (
+    EMAIL_CODE,
+    FREEZE_LINK,
+    LOGIN_TICKET,
+    RECOVERY_PROOFS,
+    RESET_LINK,
+    SecretService,
+)
+
+
+class Outbox(Protocol):
+    """What recovery needs of the outbox (``recovery.outbox.services.OutboxService``)."""
+
+    def enqueue_mail(
+        self, to: str, template: str, locale: str, context: dict[str, Any], idempotency_key: str
+    ) -> object:
+        """Render and store one mail for delivery after the commit."""
+
+    def enqueue_webhook(
+        self, event_type: str, data: dict[str, Any], idempotency_key: str
+    ) -> object:
+        """Store one signed webhook event for the shop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    public_url: str
+    unknown_address_mail: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished recovery: the account, how control was proven, and the shop's login ticket."""
+
+    account: Account
+    method: str
+    ticket: str
+    flow: RecoveryFlow | None = None
+
+
+class ResetService:
+    def __init__(
+        self,
+        session: Session,
+        secrets: SecretService,
+        outbox: Outbox,
+        settings: Settings,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self.secrets = secrets
+        self.outbox = outbox
+        self.settings = settings
+        self.now = now
+
+    # -- 1. ask for a link and a code ---------------------------------------------------------------
+
+    def request_email_reset(self, flow: RecoveryFlow, email: str) -> None:
+        """Send a link and a code to ``email`` if it is a verified address of an active account;
+        otherwise (optionally) a note that no account uses it. The caller answers the same either way.
+        ``email`` must be normalised."""
+        account = self._account_for_email(email)
+        # Both paths: supersede, issue a link and a code, write one outbox row (DESIGN §5.1).
+        self.secrets.supersede(account, RECOVERY_PROOFS)
+        token = self.secrets.issue_link(RESET_LINK, account, flow.id, "email")
+        code = self.secrets.issue_code(EMAIL_CODE, account, flow.id, "email")
+        masked = normalise.mask_email(email)
+        if account is not None:
+            self.outbox.enqueue_mail(
+                to=email,
+                template="reset",
+                locale=account.locale or flow.locale,
+                context={
+                    "link": self._url("/recover/reset", token=token),
+                    "code": code,
+                    "minutes": int(RESET_LINK.lifetime.total_seconds() // 60),
+                },
+                idempotency_key=f"reset:{flow.id}:{token[-16:]}",
+            )
+        elif self.settings.unknown_address_mail:
+            self.outbox.enqueue_mail(
+                to=email,
+                template="unknown_address",
+                locale=flow.locale,
+                context={"recover": self._url("/recover", lang=flow.locale)},
+                idempotency_key=f"unknown:{flow.id}:{token[-16:]}",
+            )
+        flow.answers = {**flow.answers, "email": masked}
+        flow.record(flow.node, "email_requested", email=masked, matched=account is not None)
+
+    def _account_for_email(self, email: str) -> Account | None:
+        account = self.session.scalar(
+            select(Account)
+            .join(Identity, Identity.account_id == Account.id)
+            .where(
+                Identity.kind == IdentityKind.EMAIL,
+                Identity.value == email,
+                # Only a verified address proves anything: mail to an unverified one could reach
+                # whoever typed it into the shop (DESIGN §5.5, the trojan identifier).
+                Identity.verified_at.is_not(None),
+            )
+        )
+        if account is None or account.status is not AccountStatus.ACTIVE:
+            return None
+        return account
+
+    # -- 2. prove control ------------------------------------------------------------------------------
+
+    def check_code(self, flow: RecoveryFlow, code: str) -> Secret:
+        """The flow's email code if ``code`` is right (not used yet); a miss is recorded."""
+        try:
+            return self.secrets.verify_code(EMAIL_CODE, flow.id, code)
+        except (InvalidToken, TooManyAttempts) as exc:
+            flow.record(flow.node, "code_rejected", reason=exc.code)
+            raise
+
+    def check_link(self, token: str) -> Secret:
+        """The link's secret if it can still be used (opening a link consumes nothing)."""
+        return self.secrets.peek_link(RESET_LINK, token)
+
+    def account_of(self, secret: Secret) -> Account:
+        """The account a live secret was issued for."""
+        account = self.session.get(Account, secret.account_id) if secret.account_id else None
+        if account is None:
+            raise InvalidToken()
+        return account
+
+    def flow_of(self, secret: Secret) -> RecoveryFlow | None:
+        """The flow that asked for ``secret``, if it is still there."""
+        return self.session.get(RecoveryFlow, secret.flow_id) if secret.flow_id else None
+
+    def prove(self, flow: RecoveryFlow | None, secret: Secret, method: str) -> Account:
+        """Use ``secret``: the flow's person now controls its account."""
+        self.secrets.use(secret)
+        account = self.account_of(secret)
+        if flow is not None:
+            flow.account_id, flow.method = account.id, method
+            flow.record(flow.node, "proved", method=method)
+        return account
+
+    # -- 3. a new password, and the end of the walk ------------------------------------------------------
+
+    def check_password(self, account: Account, password: str) -> None:
+        """Raise ``WeakPassword`` unless ``password`` passes the policy for ``account``."""
+        password_policy.check(password, emails=self._emails(account))
+
+    def set_password(self, account: Account, password: str) -> None:
+        """Store a new password and tell everyone who must know (DESIGN §5.6)."""
+        self.check_password(account, password)
+        now = self.now()
+        account.password_hash = hash_password(password)
+        account.password_changed_at = now
+        # Every outstanding link and code was bound to the old password: they are dead now.
+        self.secrets.supersede(account, RECOVERY_PROOFS)
+        self.session.flush()
+        freeze = self.secrets.issue_link(FREEZE_LINK, account, None, "email")
+        for email in self._emails(account):
+            self.outbox.enqueue_mail(
+                to=email,
+                template="password_changed",
+                locale=account.locale,
+                context={"freeze": self._url("/recover/freeze", token=freeze), "at": now},
+                idempotency_key=f"password-changed:{account.id}:{now.isoformat()}:{email}",
+            )
+        self.outbox.enqueue_webhook(
+            "account.recovered",
+            {
+                "account_id": account.external_id,
+                "id": str(account.public_id),
+                "recovered_at": now.isoformat(),
+                "end_sessions_before": now.isoformat(),
+            },
+            idempotency_key=f"account.recovered:{account.id}:{now.isoformat()}",
+        )
+
+    def complete(self, flow: RecoveryFlow | None, account: Account, method: str) -> Completion:
+        """Finish: a single login ticket (2 minutes) for the shop to redeem."""
+        ticket = self.secrets.issue_ticket(account, flow.id if flow else None, method)
+        if flow is not None:
+            flow.status, flow.completed_at = FlowStatus.DONE, self.now()
+            flow.record(flow.node, "done", method=method)
+        return Completion(account, method, ticket, flow)
+
+    def check_freeze(self, token: str) -> Secret:
+        """The "this wasn't me" link's secret if it can still be used (opening it changes nothing)."""
+        return self.secrets.peek_link(FREEZE_LINK, token)
+
+    def freeze(self, token: str) -> Account:
+        """ "This wasn't me": lock the account and kill every outstanding secret, so whoever changed
+        the password cannot use a ticket or a new reset; only support can unlock it."""
+        secret = self.secrets.consume_link(FREEZE_LINK, token)
+        account = self.account_of(secret)
+        account.status = AccountStatus.LOCKED
+        self.secrets.supersede(account, (*RECOVERY_PROOFS, LOGIN_TICKET))
+        self.outbox.enqueue_webhook(
+            "account.frozen",
+            {
+                "account_id": account.external_id,
+                "id": str(account.public_id),
+                "frozen_at": self.now().isoformat(),
+            },
+            idempotency_key=f"account.frozen:{account.id}:{secret.id}",
+        )
+        return account
+
+    def finish_with_link(self, token: str, password: str) -> Completion:
+        """The link path: check the password first (a weak one costs nothing), then use the link,
+        set the password and finish the flow that asked for the link."""
+        secret = self.check_link(token)
+        return self._finish(self.flow_of(secret), secret, password, "email_link")
+
+    def finish_with_code(self, flow: RecoveryFlow, code: str, password: str) -> Completion:
+        """The code path of the JSON API: code, password and finish in one request."""
+        return self._finish(flow, self.check_code(flow, code), password, "email_code")
+
+    def _finish(
+        self, flow: RecoveryFlow | None, secret: Secret, password: str, method: str
+    ) -> Completion:
+        account = self.account_of(secret)
+        self.check_password(account, password)
+        self.prove(flow, secret, method)
+        self.set_password(account, password)
+        return self.complete(flow, account, method)
+
+    def _emails(self, account: Account) -> Sequence[str]:
+        return [i.value for i in account.identities if i.kind is IdentityKind.EMAIL and i.verified]
+
+    def _url(self, path: str, **query: str) -> str:
+        # Links come from the configured public URL, never from the request's Host (DESIGN §5.7).
+        return f"{self.settings.public_url}{path}?{urlencode(query)}"

@@ -1,0 +1,1 @@
+"""Hosted HTML pages (the recovery wizard, the help form, development tools)."""

@@ -1,0 +1,243 @@
+"""The hosted wizard: ``/recover`` walks the tree, ``/recover/reset`` sets a password from a link.
+
+Server-rendered, works without JavaScript, CSRF on every form. It calls the same services as the
+JSON API and holds no rules of its own: it parses a form, calls one service, and renders. The flow
+id lives in the signed session cookie, so it never appears in a URL, a log or a Referer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+
+from recovery.db import db
+from recovery.errors import RecoveryError
+from recovery.extensions import limiter
+from recovery.flows import messages
+from recovery.flows.models import RecoveryFlow
+from recovery.flows.services import Step
+from recovery.flows.tree import DIDNT_WORK, NodeType
+from recovery.i18n import LOCALES, select_locale, use_locale
+from recovery.ratelimits import flow_key, identifier_key, per_flow, per_identifier, per_ip
+from recovery.web.messages import for_code, for_error
+from recovery.wiring import flow_service, reset_service
+
+blueprint = Blueprint("recover", __name__, url_prefix="/recover")
+
+#: The form field that carries an identifier, by node type (what the per-identifier limit keys on).
+IDENTIFIER_FIELDS = ("email", "phone")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    app.register_error_handler(CSRFError, _csrf_failed)
+
+
+@blueprint.after_request
+def _page_headers(response: Response) -> Response:
+    # Reset links carry their token in the URL: never leak it in a Referer, never cache the page,
+    # never let another site frame the forms.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' "
+        + " ".join(current_app.config["RETURN_TO_ORIGINS"])
+        + "; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
+
+
+def _commit(action: Callable[[], Any]) -> Any:
+    """The request boundary of a page: commit what ``action`` did, or roll back if it raised
+    (unless the error asks to keep its changes, e.g. a counted wrong code)."""
+    try:
+        result = action()
+    except RecoveryError as exc:
+        db.session.commit() if exc.keep_changes else db.session.rollback()
+        raise
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return result
+
+
+def _flow() -> RecoveryFlow | None:
+    flow_id = session.get("flow")
+    if not isinstance(flow_id, str):
+        return None
+    try:
+        flow = flow_service().get(flow_id)
+    except RecoveryError:
+        session.pop("flow", None)
+        return None
+    return flow
+
+
+def _language(flow: RecoveryFlow | None) -> None:
+    """Speak the flow's language; ``?lang=`` switches it (and the flow's, so its mail follows)."""
+    asked = request.args.get("lang")
+    if flow is not None:
+        if asked in LOCALES and asked != flow.locale:
+            flow.locale = asked
+            db.session.commit()
+        use_locale(flow.locale)
+    elif asked in LOCALES:
+        use_locale(asked)
+
+
+def _render(step: Step | None, error: str | None = None, status: int = 200) -> tuple[str, int]:
+    node = step.node if step else None
+    return (
+        render_template(
+            "web/recover.html",
+            step=step,
+            node=node,
+            types=NodeType,
+            text=messages.text,
+            didnt_work=DIDNT_WORK,
+            error=error,
+        ),
+        status,
+    )
+
+
+@blueprint.get("")
+@limiter.limit(per_ip)
+def wizard() -> Any:
+    """Show the flow's current step, starting a flow on the first visit (or with ``?restart``)."""
+    flow = None if "restart" in request.args else _flow()
+    if flow is None:
+        locale = select_locale()
+        return_to = request.args.get("return_to")
+        step = _commit(lambda: flow_service().start(locale, return_to))
+        session["flow"] = step.flow.id
+        return redirect(url_for("recover.wizard"), 303)
+    _language(flow)
+    return _render(flow_service().current(flow.id))
+
+
+def _not_an_identifier_request() -> bool:
+    return not any(request.form.get(name) for name in IDENTIFIER_FIELDS)
+
+
+@blueprint.post("")
+@limiter.limit(per_ip)
+@limiter.limit(per_flow, key_func=flow_key)
+@limiter.limit(per_identifier, key_func=identifier_key, exempt_when=_not_an_identifier_request)
+def answer() -> Any:
+    """Apply the submitted answer to the current step; Post/Redirect/Get on success."""
+    flow = _flow()
+    if flow is None:
+        return redirect(url_for("recover.wizard"), 303)
+    _language(flow)
+    node = request.form.get("node", "")
+    value = (
+        request.form.get("choice")
+        or request.form.get("email")
+        or request.form.get("phone")
+        or request.form.get("code")
+        or request.form.get("password")
+        or ""
+    )
+    try:
+        step = _commit(lambda: flow_service().answer(flow.id, node, value))
+    except RecoveryError as exc:
+        current = flow_service().current(flow.id)
+        return _render(current, for_error(exc), exc.status if exc.status != 503 else 200)
+    if step.redirect_to:
+        return redirect(step.redirect_to, 303)
+    return redirect(url_for("recover.wizard"), 303)
+
+
+# -- the link in the mail ------------------------------------------------------------------------------
+
+
+@blueprint.get("/reset")
+@limiter.limit(per_ip)
+def reset_form() -> Any:
+    """Opening the link shows the form and uses nothing (mail scanners open links too)."""
+    use_locale(select_locale())
+    token = request.args.get("token", "")
+    try:
+        reset_service().check_link(token)
+    except RecoveryError as exc:
+        db.session.rollback()
+        return render_template("web/reset.html", token=None, error=for_error(exc)), 400
+    return render_template("web/reset.html", token=token, error=None)
+
+
+@blueprint.post("/reset")
+@limiter.limit(per_ip)
+def reset_submit() -> Any:
+    """Check the password first (a weak one costs nothing), then use the link, then finish."""
+    use_locale(select_locale())
+    token = request.form.get("token", "")
+    password = request.form.get("password", "")
+
+    def finish() -> str:
+        return flow_service().redirect_after(reset_service().finish_with_link(token, password))
+
+    try:
+        target = _commit(finish)
+    except RecoveryError as exc:
+        keep_form = exc.code == "weak_password"
+        return render_template(
+            "web/reset.html", token=token if keep_form else None, error=for_error(exc)
+        ), exc.status
+    return redirect(target, 303)
+
+
+@blueprint.get("/done")
+def done() -> str:
+    """Where a finished recovery lands when the shop gave no ``return_to``."""
+    use_locale(select_locale())
+    return render_template("web/done.html")
+
+
+# -- "this wasn't me" ----------------------------------------------------------------------------------
+
+
+@blueprint.get("/freeze")
+@limiter.limit(per_ip)
+def freeze_form() -> Any:
+    use_locale(select_locale())
+    token = request.args.get("token", "")
+    try:
+        reset_service().check_freeze(token)
+    except RecoveryError as exc:
+        db.session.rollback()
+        return render_template("web/freeze.html", token=None, error=for_error(exc)), 400
+    return render_template("web/freeze.html", token=token, error=None, frozen=False)
+
+
+@blueprint.post("/freeze")
+@limiter.limit(per_ip)
+def freeze_submit() -> Any:
+    use_locale(select_locale())
+    token = request.form.get("token", "")
+    try:
+        _commit(lambda: reset_service().freeze(token))
+    except RecoveryError as exc:
+        return render_template("web/freeze.html", token=None, error=for_error(exc)), exc.status
+    return render_template("web/freeze.html", token=None, error=None, frozen=True)
+
+
+def _csrf_failed(error: CSRFError) -> tuple[str, int]:
+    use_locale(select_locale())
+    return render_template("web/error.html", error=for_code("csrf")), 400

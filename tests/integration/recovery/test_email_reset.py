@@ -1,0 +1,189 @@
+"""DESIGN §5.1 and §5.2 through the API: uniform answers, and links and codes that work once."""
+
+import pytest
+from sqlalchemy import select, update
+
+from recovery.accounts.models import Account
+from recovery.db import db
+from recovery.flows.models import RecoveryFlow
+from recovery.tokens.models import Secret
+from tests.integration.conftest import (
+    STRONG,
+    code_of,
+    link_token,
+    mails,
+    new_password,
+    request_reset,
+)
+
+VOLATILE_HEADERS = {"Date", "X-Request-Id"}
+
+
+def _start(client):
+    return client.post("/api/v1/recovery/flows", json={"locale": "en"}).get_json()["id"]
+
+
+def test_known_and_unknown_addresses_get_identical_answers(client, anna):
+    known_flow, unknown_flow = _start(client), _start(client)
+    known = request_reset(client, "anna@example.com", known_flow)
+    unknown = request_reset(client, "nobody@example.com", unknown_flow)
+    assert known.status_code == unknown.status_code == 202
+    assert known.get_data(as_text=True).replace(known_flow, "F") == unknown.get_data(
+        as_text=True
+    ).replace(unknown_flow, "F")
+    strip = lambda r: {k: v for k, v in r.headers.items() if k not in VOLATILE_HEADERS}  # noqa: E731
+    assert strip(known) == strip(unknown)
+
+
+def test_mail_goes_only_to_the_known_address_plus_the_unknown_address_notice(client, anna):
+    request_reset(client, "ANNA@example.com ")
+    request_reset(client, "nobody@example.com")
+    (reset,) = mails("anna@example.com")
+    (notice,) = mails("nobody@example.com")
+    assert "/recover/reset?token=" in reset["text"] and len(code_of(reset)) == 6
+    assert reset["text"].count("https://recovery.example.test/recover/reset?token=") == 1
+    assert notice["template"] == "unknown_address" and "token" not in notice["text"]
+
+
+@pytest.mark.parametrize("app_config", [{"UNKNOWN_ADDRESS_MAIL": False}])
+def test_the_unknown_address_notice_can_be_switched_off(client, anna):
+    assert request_reset(client, "nobody@example.com").status_code == 202
+    assert mails() == []
+
+
+def test_an_unverified_address_is_treated_as_unknown(client, anna):
+    request_reset(client, "anna.old@example.com")
+    assert [m["template"] for m in mails()] == ["unknown_address"]
+
+
+def test_a_link_sets_the_password_once(client, anna):
+    request_reset(client, "anna@example.com")
+    token = link_token(mails()[0])
+    first = new_password(client, token=token)
+    assert first.status_code == 200
+    assert first.get_json()["redirect_to"].endswith("ticket=" + first.get_json()["ticket"])
+    second = new_password(client, token=token)
+    assert (second.status_code, second.get_json()["code"]) == (400, "invalid_token")
+
+
+def test_a_tampered_link_is_invalid(client, anna):
+    request_reset(client, "anna@example.com")
+    token = link_token(mails()[0])
+    for forged in (token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "x" + token, "garbage"):
+        response = new_password(client, token=forged)
+        assert response.get_json()["code"] == "invalid_token"
+
+
+def test_an_expired_link_and_code_are_refused(client, anna):
+    flow = _start(client)
+    request_reset(client, "anna@example.com", flow)
+    mail = mails()[0]
+    db.session.execute(update(Secret).values(expires_at=Secret.created_at))
+    db.session.commit()
+    assert new_password(client, token=link_token(mail)).get_json()["code"] == "token_expired"
+    response = new_password(client, flow_id=flow, code=code_of(mail))
+    assert response.get_json()["code"] == "token_expired"
+
+
+def test_a_newer_request_supersedes_the_older_link_and_code(client, anna):
+    flow = _start(client)
+    request_reset(client, "anna@example.com", flow)
+    request_reset(client, "anna@example.com", flow)
+    old, new = mails()
+    assert new_password(client, token=link_token(old)).get_json()["code"] == "invalid_token"
+    assert new_password(client, token=link_token(new)).status_code == 200
+
+
+def test_a_password_change_kills_the_other_secrets_of_the_request(client, anna):
+    flow = _start(client)
+    request_reset(client, "anna@example.com", flow)
+    mail = mails()[0]
+    assert new_password(client, flow_id=flow, code=code_of(mail)).status_code == 200
+    assert new_password(client, token=link_token(mail)).get_json()["code"] == "invalid_token"
+
+
+def test_a_password_changed_elsewhere_kills_the_link(client, anna):
+    request_reset(client, "anna@example.com")
+    token = link_token(mails()[0])
+    db.session.execute(
+        update(Account).where(Account.id == anna.id).values(password_hash="$argon2id$changed")
+    )
+    db.session.commit()
+    assert new_password(client, token=token).get_json()["code"] == "invalid_token"
+
+
+def test_five_wrong_codes_kill_the_code(client, anna):
+    flow = _start(client)
+    request_reset(client, "anna@example.com", flow)
+    right = code_of(mails()[0])
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    answers = [new_password(client, flow_id=flow, code=wrong).get_json()["code"] for _ in range(5)]
+    assert answers == ["invalid_token"] * 4 + ["too_many_attempts"]
+    response = new_password(client, flow_id=flow, code=right)
+    assert response.get_json()["code"] == "too_many_attempts"
+
+
+def test_a_weak_password_costs_nothing(client, anna):
+    request_reset(client, "anna@example.com")
+    token = link_token(mails()[0])
+    weak = client.post("/api/v1/recovery/password", json={"token": token, "password": "short"})
+    assert (weak.status_code, weak.get_json()["code"]) == (422, "weak_password")
+    assert weak.get_json()["reason"] == "too_short"
+    assert "short" not in weak.get_json()["detail"]
+    assert new_password(client, token=token).status_code == 200
+
+
+def test_secrets_are_stored_only_as_digests(client, anna):
+    flow = _start(client)
+    request_reset(client, "anna@example.com", flow)
+    mail = mails()[0]
+    token, code = link_token(mail), code_of(mail)
+    stored = " ".join(
+        f"{s.digest} {s.fingerprint}" for s in db.session.scalars(select(Secret)).all()
+    )
+    assert code not in stored and token not in stored and token.split(".")[0] not in stored
+
+
+def test_links_are_built_from_the_public_url_not_the_host_header(client, anna):
+    request_reset(client, "anna@example.com", Host="evil.example")
+    assert "https://recovery.example.test/recover/reset?token=" in mails()[0]["text"]
+    assert "evil.example" not in mails()[0]["text"]
+
+
+def test_the_whole_walk_through_the_flow_api(client, anna):
+    flow = _start(client)
+    answer = lambda node, value: client.post(  # noqa: E731
+        f"/api/v1/recovery/flows/{flow}/answer", json={"node": node, "value": value}
+    )
+    assert answer("start", "yes").get_json()["node"]["id"] == "email"
+    assert answer("email", "anna@example.com").get_json()["node"]["id"] == "email_code"
+    assert answer("email_code", code_of(mails()[0])).get_json()["node"]["id"] == "new_password"
+    done = answer("new_password", STRONG).get_json()
+    assert done["status"] == "done" and done["node"]["type"] == "done"
+    assert "ticket=" in done["redirect_to"]
+    row = db.session.get(RecoveryFlow, flow)
+    assert [e["event"] for e in row.trail] == [
+        "started",
+        "answered",
+        "email_requested",
+        "proved",
+        "password_set",
+        "done",
+    ]
+
+
+def test_after_a_recovery_every_verified_address_is_told(client, anna):
+    request_reset(client, "anna@example.com")
+    new_password(client, token=link_token(mails()[0]))
+    notices = [m for m in mails() if m["template"] == "password_changed"]
+    assert [m["to"] for m in notices] == ["anna@example.com"]  # not the unverified one
+    assert "/recover/freeze?token=" in notices[0]["text"]
+    assert notices[0]["locale"] == "en"
+
+
+def test_the_new_password_is_an_argon2id_hash(client, anna):
+    request_reset(client, "anna@example.com")
+    new_password(client, token=link_token(mails()[0]))
+    db.session.refresh(anna)
+    assert anna.password_hash.startswith("$argon2id$")
+    assert STRONG not in anna.password_hash

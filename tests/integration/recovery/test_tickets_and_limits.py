@@ -1,0 +1,166 @@
+"""Login tickets (single use, 2 minutes), key rotation, rate limits, and redemption races."""
+
+import threading
+
+import pytest
+from sqlalchemy import update
+
+from recovery.clients.models import Scope
+from recovery.db import db
+from recovery.tokens.models import Secret
+from recovery.tokens.services import RESET_LINK, SecretService
+from tests import factories
+from tests.conftest import TEST_SECRET_KEYS
+from tests.integration.conftest import (
+    STRONG,
+    link_token,
+    mails,
+    new_password,
+    request_reset,
+)
+
+
+@pytest.fixture
+def ticket(client, anna):
+    request_reset(client, "anna@example.com")
+    return new_password(client, token=link_token(mails()[0])).get_json()["ticket"]
+
+
+def redeem(client, headers, ticket):
+    return client.post("/api/v1/tickets/redeem", json={"ticket": ticket}, headers=headers)
+
+
+def test_a_ticket_is_redeemed_once(client, make_key, ticket, anna):
+    shop = make_key(Scope.TICKETS)
+    first = redeem(client, shop, ticket)
+    assert first.status_code == 200
+    assert first.get_json()["account_id"] == "anna"
+    assert first.get_json()["method"] == "email_link"
+    second = redeem(client, shop, ticket)
+    assert (second.status_code, second.get_json()["code"]) == (410, "gone")
+
+
+def test_redeeming_needs_the_tickets_scope(client, make_key, ticket):
+    assert redeem(client, make_key(Scope.INGEST), ticket).status_code == 403
+    assert redeem(client, {}, ticket).status_code == 401
+
+
+def test_an_expired_or_forged_ticket_is_refused(client, make_key, ticket):
+    shop = make_key(Scope.TICKETS)
+    assert redeem(client, shop, ticket + "x").get_json()["code"] == "invalid_token"
+    db.session.execute(update(Secret).values(expires_at=Secret.created_at))
+    db.session.commit()
+    assert redeem(client, shop, ticket).get_json()["code"] == "token_expired"
+
+
+def test_a_reset_link_is_not_a_ticket(client, make_key, anna):
+    request_reset(client, "anna@example.com")
+    response = redeem(client, make_key(Scope.TICKETS), link_token(mails()[0]))
+    assert response.get_json()["code"] == "invalid_token"
+
+
+@pytest.mark.parametrize("app_config", [{"RETURN_TO_ORIGINS": "https://shop.example"}])
+def test_the_ticket_goes_back_only_to_an_allowed_origin(client, anna):
+    for return_to, expected in [
+        (
+            "https://shop.example/account?from=help",
+            "https://shop.example/account?from=help&ticket=",
+        ),
+        ("https://evil.example/steal", "https://recovery.example.test/recover/done?ticket="),
+    ]:
+        flow = client.post("/api/v1/recovery/flows", json={"return_to": return_to}).get_json()
+        request_reset(client, "anna@example.com", flow["id"])
+        done = new_password(client, token=link_token(mails()[-1])).get_json()
+        assert done["redirect_to"].startswith(expected)
+
+
+def test_links_signed_with_an_older_key_still_work_after_rotation(app, anna):
+    old = SecretService(db.session, TEST_SECRET_KEYS[1:])
+    token = old.issue_link(RESET_LINK, anna, None, "email")
+    rotated = SecretService(db.session, TEST_SECRET_KEYS)  # a new key in front
+    assert rotated.peek_link(RESET_LINK, token).account_id == anna.id
+    retired = SecretService(db.session, ["a-completely-new-key-" + "z" * 20])
+    with pytest.raises(Exception, match="not valid"):
+        retired.peek_link(RESET_LINK, token)
+
+
+def test_opening_a_link_consumes_nothing(app, anna):
+    service = SecretService(db.session, TEST_SECRET_KEYS)
+    token = service.issue_link(RESET_LINK, anna, None, "email")
+    service.peek_link(RESET_LINK, token)
+    service.peek_link(RESET_LINK, token)
+    assert service.consume_link(RESET_LINK, token).used_at is not None
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "2 per minute",
+            "RESET_RATE_LIMIT_PER_IP": "100 per minute",
+        }
+    ],
+)
+def test_the_identifier_limit_looks_the_same_for_known_and_unknown(client, anna):
+    known = [request_reset(client, "anna@example.com") for _ in range(3)]
+    unknown = [request_reset(client, "nobody@example.com") for _ in range(3)]
+    assert [r.status_code for r in known] == [202, 202, 429]
+    assert [r.status_code for r in unknown] == [202, 202, 429]
+    assert known[2].get_data() == unknown[2].get_data()
+    assert known[2].headers["Retry-After"] == unknown[2].headers["Retry-After"]
+    # The limit is per identifier: spelling it differently does not get around it.
+    assert request_reset(client, " ANNA@Example.com").status_code == 429
+    assert len(mails("anna@example.com")) == 2
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IP": "3 per minute",
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "50 per minute",
+        }
+    ],
+)
+def test_the_address_limit_covers_every_recovery_endpoint(client):
+    statuses = [request_reset(client, f"p{i}@example.com").status_code for i in range(4)]
+    assert statuses == [202, 202, 202, 429]
+    assert client.post("/api/v1/recovery/flows", json={}).status_code == 201  # its own budget
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IP": "1000 per minute",
+            "VERIFY_RATE_LIMIT_PER_FLOW": "1000 per minute",
+        }
+    ],
+)
+def test_fifty_concurrent_redemptions_of_one_link_give_one_success(committed_app):
+    with committed_app.app_context():
+        account = factories.account("racer", ("email", "racer@example.com", True))
+        token = SecretService(db.session, TEST_SECRET_KEYS).issue_link(
+            RESET_LINK, account, None, "email"
+        )
+        db.session.commit()
+
+    barrier = threading.Barrier(50)
+    results: list[str] = []
+
+    def attempt() -> None:
+        client = committed_app.test_client()
+        barrier.wait()
+        response = client.post(
+            "/api/v1/recovery/password", json={"token": token, "password": STRONG}
+        )
+        results.append(response.get_json().get("code") or "ok")
+
+    threads = [threading.Thread(target=attempt) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results.count("ok") == 1, results
+    assert sorted(set(results)) == ["invalid_token", "ok"]

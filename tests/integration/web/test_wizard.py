@@ -1,0 +1,136 @@
+"""The hosted wizard through a test client: same flows, translated, CSRF-protected, no oracle."""
+
+import re
+
+import pytest
+
+from recovery.accounts.models import AccountStatus
+from recovery.db import db
+from tests.integration.conftest import STRONG, code_of, link_token, mails
+
+
+def csrf(page):
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def start(client, lang="en"):
+    response = client.get(f"/recover?lang={lang}")
+    assert response.status_code == 303
+    return client.get("/recover")
+
+
+def post(client, page, **fields):
+    node = re.search(r'name="node" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    return client.post("/recover", data={"csrf_token": csrf(page), "node": node, **fields})
+
+
+def follow(client, response):
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    return client.get(response.headers["Location"])
+
+
+@pytest.mark.parametrize(
+    ("lang", "question", "sent"),
+    [
+        ("en", "Do you receive emails from us about your orders?", "we have sent it a link"),
+        ("pl", "Czy dostajesz od nas e-maile o swoich zamówieniach?", "wysłaliśmy na niego link"),
+    ],
+)
+def test_a_customer_walks_from_the_question_to_a_new_password(client, anna, lang, question, sent):
+    page = start(client, lang)
+    assert question in page.get_data(as_text=True)
+    page = follow(client, post(client, page, choice="yes"))
+    page = follow(client, post(client, page, email="anna@example.com"))
+    assert sent in page.get_data(as_text=True)
+    page = follow(client, post(client, page, code=code_of(mails()[0])))
+    assert 'autocomplete="new-password"' in page.get_data(as_text=True)
+    done = post(client, page, password=STRONG)
+    assert done.status_code == 303
+    assert done.headers["Location"].startswith("https://recovery.example.test/recover/done?ticket=")
+
+
+def test_known_and_unknown_addresses_look_the_same_on_the_pages(client, anna, app):
+    def submit(email):
+        other = app.test_client()
+        page = start(other)
+        page = follow(other, post(other, page, choice="yes"))
+        answered = post(other, page, email=email)
+        return answered, other.get(answered.headers["Location"])
+
+    known, known_page = submit("anna@example.com")
+    unknown, unknown_page = submit("nobody@example.com")
+    assert (known.status_code, known.headers["Location"]) == (
+        unknown.status_code,
+        unknown.headers["Location"],
+    )
+    strip = lambda page: re.sub(r'value="[^"]{20,}"', "", page.get_data(as_text=True))  # noqa: E731
+    assert strip(known_page) == strip(unknown_page)
+
+
+def test_a_wrong_code_is_a_translated_message_and_the_step_stays(client, anna):
+    page = start(client, "pl")
+    page = follow(client, post(client, page, choice="yes"))
+    page = follow(client, post(client, page, email="anna@example.com"))
+    wrong = f"{(int(code_of(mails()[0])) + 1) % 1_000_000:06d}"
+    response = post(client, page, code=wrong)
+    assert response.status_code == 400
+    assert "Ten link lub kod jest nieprawidłowy" in response.get_data(as_text=True) or (
+        "nie jest" in response.get_data(as_text=True)
+    )
+    assert 'name="code"' in response.get_data(as_text=True)
+
+
+def test_a_form_without_its_csrf_token_is_refused(client):
+    page = start(client)
+    response = client.post("/recover", data={"node": "start", "choice": "yes"})
+    assert response.status_code == 400
+    assert "Do you receive" not in response.get_data(as_text=True)
+    assert csrf(page)  # the real form carries one
+
+
+def test_the_link_opens_a_form_and_uses_nothing(client, anna):
+    client.post("/api/v1/recovery/email", json={"email": "anna@example.com"})
+    token = link_token(mails()[0])
+    for _ in range(2):  # mail scanners open links too
+        page = client.get(f"/recover/reset?token={token}&lang=en")
+        assert page.status_code == 200 and 'name="password"' in page.get_data(as_text=True)
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Cache-Control"] == "no-store"
+    weak = client.post(
+        "/recover/reset?lang=en",
+        data={"csrf_token": csrf(page), "token": token, "password": "short"},
+    )
+    assert weak.status_code == 422 and "at least 12 characters" in weak.get_data(as_text=True)
+    assert "short" not in re.sub(r"<[^>]+>", "", weak.get_data(as_text=True)).replace(
+        "at least", ""
+    )
+    done = client.post(
+        "/recover/reset", data={"csrf_token": csrf(page), "token": token, "password": STRONG}
+    )
+    assert done.status_code == 303 and "ticket=" in done.headers["Location"]
+    again = client.get(f"/recover/reset?token={token}&lang=en")
+    assert again.status_code == 400 and "not valid" in again.get_data(as_text=True)
+
+
+def test_this_wasnt_me_freezes_the_account(client, anna):
+    client.post("/api/v1/recovery/email", json={"email": "anna@example.com"})
+    token = link_token(mails()[0])
+    page = client.get(f"/recover/reset?token={token}")
+    client.post(
+        "/recover/reset", data={"csrf_token": csrf(page), "token": token, "password": STRONG}
+    )
+    notice = next(m for m in mails() if m["template"] == "password_changed")
+    freeze = re.search(r"/recover/freeze\?token=([\w.\-]+)", notice["text"]).group(1)
+    confirm = client.get(f"/recover/freeze?token={freeze}&lang=en")
+    assert (
+        confirm.status_code == 200 and anna.status is AccountStatus.ACTIVE
+    )  # a GET changes nothing
+    frozen = client.post(
+        "/recover/freeze?lang=en", data={"csrf_token": csrf(confirm), "token": freeze}
+    )
+    assert frozen.status_code == 200 and "frozen" in frozen.get_data(as_text=True)
+    db.session.refresh(anna)
+    assert anna.status is AccountStatus.LOCKED
+    # A locked account gets no more reset mail.
+    client.post("/api/v1/recovery/email", json={"email": "anna@example.com"})
+    assert [m["template"] for m in mails()][-1] == "unknown_address"
