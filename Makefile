@@ -8,7 +8,7 @@ PORT   ?= 8000
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run serve migrate demo-data test test-sqlite test-postgres lint typecheck fmt bench clean messages
+.PHONY: install browser run serve migrate demo-data test test-sqlite test-postgres lint typecheck fmt bench clean messages
 
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard recovery/translations/*/LC_MESSAGES/messages.po))
 
@@ -27,6 +27,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# The browser tests drive Debian's Chromium (never a Playwright download). Without it they skip
+# locally and fail in CI, where .ci/run calls this target first.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then \
+		echo "browser: $$($(CHROMIUM) --version 2>/dev/null | tail -n 1)"; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		apt-get update && apt-get install -y --no-install-recommends chromium; \
+	else \
+		echo "browser: $(CHROMIUM) is missing; install it as root with:" >&2; \
+		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium" >&2; \
+		exit 1; \
+	fi
 
 run: install migrate demo-data serve
 

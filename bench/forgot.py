@@ -318,13 +318,13 @@ class Server:
             return "(no log)"
 
 
-def service_env(url: str, public_url: str) -> dict[str, str]:
+def service_env(url: str, public_url: str, storage: str = "memory://") -> dict[str, str]:
     return {
         "RECOVERY_ENV": "development",
         "RECOVERY_DATABASE_URL": url,
         "RECOVERY_SECRET_KEYS": secrets.token_urlsafe(48),
         "RECOVERY_PUBLIC_URL": public_url,
-        "RECOVERY_RATELIMIT_STORAGE_URI": "memory://",
+        "RECOVERY_RATELIMIT_STORAGE_URI": storage,
         # The benchmark measures the endpoint, not the limiter's refusals: limits never trigger
         # (they are still checked, so their cost is measured).
         "RECOVERY_RESET_RATE_LIMIT_PER_IP": UNLIMITED,
@@ -561,6 +561,18 @@ class Gap:
         return statistics.median(self.timings[KNOWN]) - statistics.median(self.timings[UNKNOWN])
 
     @property
+    def half_gaps_ms(self) -> list[float]:
+        """The median gap of the first and of the second half of the samples, in sending order."""
+        gaps = []
+        for half in (0, 1):
+            known, unknown = (
+                self.timings[k][half * len(self.timings[k]) // 2 : (half + 1) * len(self.timings[k]) // 2]
+                for k in KINDS
+            )
+            gaps.append(statistics.median(known) - statistics.median(unknown))
+        return gaps
+
+    @property
     def p_value(self) -> float:
         result = mannwhitneyu(
             self.timings[KNOWN], self.timings[UNKNOWN], alternative="two-sided", method="asymptotic"
@@ -574,6 +586,12 @@ class Gap:
             self.timings[KNOWN], self.timings[UNKNOWN], alternative="two-sided", method="asymptotic"
         )
         return float(result.statistic) / (len(self.timings[KNOWN]) * len(self.timings[UNKNOWN]))
+
+
+def load_average() -> str:
+    """The machine's load: other work on it competes with the servers, PostgreSQL and the client."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def verdict(ok: bool) -> str:
@@ -652,6 +670,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the database and the run folder (env, logs)"
     )
     parser.add_argument("--seed", type=int, default=20251121)
+    parser.add_argument(
+        "--ratelimit-storage",
+        default="memory://",
+        help="the service's rate-limit storage (memory://, per worker; or a redis:// URL)",
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the endpoint in-process")
     parser.add_argument("--profile-requests", type=int, default=2000)
     args = parser.parse_args(argv)
@@ -718,7 +741,7 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> int:
 
     service = Server("service", "wsgi:app", free_port(), folder / "service.log")
     thin = Server("thin", "bench.thin_app:app", free_port(), folder / "thin.log")
-    settings = service_env(url, f"http://127.0.0.1:{service.port}")
+    settings = service_env(url, f"http://127.0.0.1:{service.port}", args.ratelimit_storage)
     (folder / "service.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     print("service settings (also in service.env of the run folder):")
     for key, value in settings.items():
@@ -787,7 +810,7 @@ def measure(
             )
 
     # 3. The timing gap at one client: the service, then the thin app as a control.
-    print(f"\nbefore the timing test: {table_counts(url)}")
+    print(f"\nbefore the timing test: {table_counts(url)}; {load_average()}")
     print(
         f"timing at one client: {args.warmup:,} warm-up, then {args.samples:,} known + "
         f"{args.samples:,} unknown requests in random order, each to a new random address",
@@ -893,6 +916,11 @@ def summarise(args: argparse.Namespace, runs: dict[str, list[Run]], gaps: list[G
         f"service: |median gap| {abs(service.median_gap_ms):.3f} ms (target < {TARGET_GAP_MS} ms): "
         f"{verdict(gap_ok)}; Mann-Whitney p {service.p_value:.3g} (target > {TARGET_P}): "
         f"{verdict(p_ok)}"
+    )
+    halves = ", ".join(f"{gap:+.3f}" for gap in service.half_gaps_ms)
+    lines.append(
+        f"service median gap in the first / second half of the samples: {halves} ms "
+        "(drift shows up here)"
     )
     lines.append("(gap = known - unknown; P(known>unk) = U/(n1 n2), 0.5 when indistinguishable)")
     lines.append("=" * 96)

@@ -46,9 +46,12 @@ def pytest_report_header() -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # PostgreSQL-only behaviour (row locks, concurrency) runs in the PostgreSQL pass of the suite.
     skip = pytest.mark.skip(reason="PostgreSQL-only; runs in the PostgreSQL pass")
+    skip_redis = pytest.mark.skip(reason="needs Redis; runs in the PostgreSQL + Redis pass")
     for item in items:
         if "postgres" in item.keywords and not POSTGRES_URL:
             item.add_marker(skip)
+        if "redis" in item.keywords and not REDIS_URL:
+            item.add_marker(skip_redis)
 
 
 # -- databases -------------------------------------------------------------------------------------
