@@ -30,12 +30,12 @@ $(VENV)/.installed: pyproject.toml
 
 # The browser tests drive Debian's Chromium (never a Playwright download). Without it they skip
 # locally and fail in CI, where .ci/run calls this target first.
-CHROMIUM ?= /usr/bin/chromium
+CHROMIUM := /usr/bin/chromium
 browser:
 	@if [ -x "$(CHROMIUM)" ]; then \
 		echo "browser: $$($(CHROMIUM) --version 2>/dev/null | tail -n 1)"; \
 	elif [ "$$(id -u)" = "0" ]; then \
-		apt-get update && apt-get install -y --no-install-recommends chromium; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
 	else \
 		echo "browser: $(CHROMIUM) is missing; install it as root with:" >&2; \
 		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium" >&2; \

@@ -566,7 +566,9 @@ class Gap:
         gaps = []
         for half in (0, 1):
             known, unknown = (
-                self.timings[k][half * len(self.timings[k]) // 2 : (half + 1) * len(self.timings[k]) // 2]
+                self.timings[k][
+                    half * len(self.timings[k]) // 2 : (half + 1) * len(self.timings[k]) // 2
+                ]
                 for k in KINDS
             )
             gaps.append(statistics.median(known) - statistics.median(unknown))
@@ -795,7 +797,7 @@ def measure(
     print(
         f"\nthroughput: {args.concurrency} client threads, {args.rounds} x {args.duration:g} s per "
         f"server, alternating thin/service after {warmup:g} s of warm-up each; half known, half "
-        "unknown addresses",
+        f"unknown addresses; {load_average()}",
         flush=True,
     )
     for n in range(args.rounds):
@@ -853,7 +855,7 @@ def measure(
         + ("ok" if outbox_ok else f"MISMATCH {mails}")
     )
     failed |= not outbox_ok
-    print(f"  after the run: {table_counts(url)}")
+    print(f"  after the run: {table_counts(url)}; {load_average()}")
 
     if args.profile:
         profile_in_process(settings, args.accounts, args.profile_requests, args.profile)

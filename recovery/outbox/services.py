@@ -60,8 +60,12 @@ class OutboxService:
         locale: str,
         context: Mapping[str, Any],
         idempotency_key: str,
+        secret: bool = False,
     ) -> OutboxMessage | None:
         """Render ``template`` in the recipient's ``locale`` now and queue it for ``to``.
+
+        ``secret`` marks a mail that carries a link or code: the worker blanks its body once it is
+        delivered, so the outbox is not a second place to read live secrets from (DESIGN §5.8).
 
         Returns the new row, or ``None`` when a message with ``idempotency_key`` exists already
         (a retried request, or a concurrent one: the insert cannot duplicate). The payload holds
@@ -84,6 +88,7 @@ class OutboxService:
             "template": template,
             "locale": locale,
             "message_id": message_id_for(idempotency_key, self.settings.mail_from),
+            "secret": secret,
         }
         return self._insert(Channel.MAIL, idempotency_key, payload)
 

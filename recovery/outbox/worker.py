@@ -29,12 +29,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from providers.errors import DeliveryError
-from providers.mail import MailTransport
+from providers.mail import MailboxTransport, MailTransport
 from providers.webhooks import WebhookSender, signed_headers
 from recovery.db import utcnow
 from recovery.outbox.mail import build_message, message_id_for
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
 from recovery.outbox.settings import DeliverySettings
+
+#: What a delivered secret-carrying mail keeps of its body.
+REDACTED = "[removed after delivery: it carried a link or code]"
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +171,9 @@ class Worker:
             message.attempts += 1
             message.status = MessageStatus.SENT
             message.sent_at = self._clock()
+            if message.payload.get("secret") and not isinstance(self.mail, MailboxTransport):
+                # Delivered: the link or code lives in the recipient's mailbox, not in our table.
+                message.payload = {**message.payload, "text": REDACTED, "html": REDACTED}
             message.last_error = None
             self.stats.sent += 1
             log.debug("outbox: sent %s message %s", message.channel.value, message.id)

@@ -41,7 +41,13 @@ class Outbox(Protocol):
     """What recovery needs of the outbox (``recovery.outbox.services.OutboxService``)."""
 
     def enqueue_mail(
-        self, to: str, template: str, locale: str, context: dict[str, Any], idempotency_key: str
+        self,
+        to: str,
+        template: str,
+        locale: str,
+        context: dict[str, Any],
+        idempotency_key: str,
+        secret: bool = False,
     ) -> object:
         """Render and store one mail for delivery after the commit."""
 
@@ -105,6 +111,7 @@ class ResetService:
                     "minutes": int(RESET_LINK.lifetime.total_seconds() // 60),
                 },
                 idempotency_key=f"reset:{flow.id}:{token[-16:]}",
+                secret=True,
             )
         elif self.settings.unknown_address_mail:
             self.outbox.enqueue_mail(
@@ -183,13 +190,15 @@ class ResetService:
         self.secrets.supersede(account, RECOVERY_PROOFS)
         self.session.flush()
         freeze = self.secrets.issue_link(FREEZE_LINK, account, None, "email")
-        for email in self._emails(account):
+        for index, email in enumerate(self._emails(account)):
             self.outbox.enqueue_mail(
                 to=email,
                 template="password_changed",
                 locale=account.locale,
                 context={"freeze": self._url("/recover/freeze", token=freeze), "at": now},
-                idempotency_key=f"password-changed:{account.id}:{now.isoformat()}:{email}",
+                secret=True,
+                # Keys are short ASCII: the position stands for the address, which may be neither.
+                idempotency_key=f"password-changed:{account.id}:{now.timestamp():.6f}:{index}",
             )
         self.outbox.enqueue_webhook(
             "account.recovered",

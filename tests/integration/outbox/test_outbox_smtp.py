@@ -221,3 +221,19 @@ def test_a_closed_port_is_a_retryable_failure():
         SmtpTransport(f"smtp://127.0.0.1:{free_port()}", timeout=2).send(_message())
     assert caught.value.retryable
     assert "ConnectionRefusedError" in str(caught.value)
+
+
+def test_a_delivered_mail_that_carried_a_secret_keeps_no_body(make_worker, smtp_server):
+    from recovery.outbox.worker import REDACTED
+    from tests.integration.outbox.conftest import outbox
+
+    context = {"name": "Anna", "link": "https://x.test/reset?token=SECRET"}
+    outbox().enqueue_mail("anna@example.com", "test_message", "en", context, "s-1", secret=True)
+    outbox().enqueue_mail("ewa@example.com", "test_message", "en", context, "p-1")
+    make_worker(smtp=smtp_server).run_once()
+    assert all(
+        "token=SECRET" in m.get_body(("plain",)).get_content() for m in smtp_server.inbox.messages()
+    )  # both were delivered whole
+    secret_row, plain_row = sorted(rows(), key=lambda r: r.idempotency_key, reverse=True)
+    assert (secret_row.payload["text"], secret_row.payload["html"]) == (REDACTED, REDACTED)
+    assert "token=SECRET" in plain_row.payload["text"]
