@@ -58,7 +58,7 @@ from recovery.config import DEFAULTS
 from recovery.db import db
 from recovery.identity.schemas import Hints
 from recovery.identity.services import ResolutionService
-from recovery.ingest.services import Importer, Summary
+from recovery.ingest.services import Importer, Summary, bounded_lines
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_ACCOUNTS = 1_000_000
@@ -325,7 +325,7 @@ def run_import(
     started = last_report = time.perf_counter()
     account_seconds = 0.0
     with path.open("rb") as lines:
-        for summary in importer.run(lines):
+        for summary in importer.run(bounded_lines(lines)):  # the CLI's reader
             session.commit()  # a batch boundary: durable progress, flat memory
             now = time.perf_counter()
             if autoanalyze is not None:

@@ -90,7 +90,17 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         _fix_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        # psycopg prepares a statement after five runs and PostgreSQL may then switch to a generic
+        # plan; for our "value IN (...1000 values...)" lookups that plan scans instead of probing
+        # the index, and an import slows down quadratically. Plan every execution for its values.
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+    )
 
 
 def _fix_sqlite(engine: Engine) -> None:

@@ -64,11 +64,13 @@ class AccountService:
         """
         outcomes: list[Outcome] = []
         chunk: list[AccountRecord] = []
+        in_chunk: set[str] = set()
         for record in records:
-            if any(seen.account_id == record.account_id for seen in chunk):
+            if record.account_id in in_chunk:
                 outcomes += self._upsert_chunk(chunk)
-                chunk = []
+                chunk, in_chunk = [], set()
             chunk.append(record)
+            in_chunk.add(record.account_id)
         if chunk:
             outcomes += self._upsert_chunk(chunk)
         return outcomes
@@ -113,7 +115,10 @@ class AccountService:
         ]
         if new_accounts:
             rows = self.session.execute(
-                insert(Account).returning(Account.id, Account.external_id), new_accounts
+                insert(Account)
+                .returning(Account.id, Account.external_id)
+                .execution_options(render_nulls=True),
+                new_accounts,
             )
             for account_id, external_id in rows:
                 existing[str(external_id)] = _Existing({"id": account_id}, {})
@@ -144,7 +149,11 @@ class AccountService:
         if identity_updates:
             self.session.execute(update(Identity), identity_updates)
         if identity_inserts:
-            self.session.execute(insert(Identity), identity_inserts)
+            # render_nulls: the ORM otherwise drops None values and batches only rows with the
+            # same columns, which turns a batch of emails and phones into one INSERT per row.
+            self.session.execute(
+                insert(Identity).execution_options(render_nulls=True), identity_inserts
+            )
         return outcomes
 
     def _load_existing(self, external_ids: list[str]) -> dict[str, _Existing]:

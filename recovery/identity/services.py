@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from recovery.accounts.models import Account, Identity
 from recovery.identity import normalise
@@ -98,46 +98,41 @@ class ResolutionService:
         if not emails:
             return
         shown = {email: normalise.mask_email(email) for email in emails}
-        for identity in self._identities(IdentityKind.EMAIL, Identity.value.in_(emails)):
-            add(identity.account_id, _identity_evidence(hint_kind, shown[identity.value], identity))
-        for order in self._orders(Order.email.in_(emails)):
-            assert order.email is not None
-            add(
-                order.account_id,
-                _order_evidence(
-                    hint_kind, shown[order.email], order, Weight.ORDER_CONTACT, "contact email"
-                ),
-            )
         fuzzy = {normalise.email_fuzzy_key(email): shown[email] for email in emails}
-        for identity in self._identities(IdentityKind.EMAIL, Identity.fuzzy_key.in_(fuzzy)):
-            if identity.value not in shown:  # the exact match above already counts
-                assert identity.fuzzy_key is not None
-                add(
-                    identity.account_id,
-                    Evidence(
-                        hint_kind,
-                        fuzzy[identity.fuzzy_key],
-                        "identity",
-                        identity.display,
-                        "fuzzy",
-                        Weight.FUZZY_IDENTITY,
-                        "same mailbox ignoring dots and +tags",
-                    ),
+        # One query per table finds exact and fuzzy matches (an exact match is also fuzzy, and
+        # counts only once, as exact): every statement is a round trip on the lookup's hot path.
+        identities = self._identities(
+            IdentityKind.EMAIL, or_(Identity.value.in_(emails), Identity.fuzzy_key.in_(fuzzy))
+        )
+        for identity in identities:
+            if identity.value in shown:
+                evidence = _identity_evidence(hint_kind, shown[identity.value], identity)
+            else:
+                evidence = Evidence(
+                    hint_kind,
+                    fuzzy[identity.fuzzy_key or ""],
+                    "identity",
+                    identity.display,
+                    "fuzzy",
+                    Weight.FUZZY_IDENTITY,
+                    "same mailbox ignoring dots and +tags",
                 )
-        for order in self._orders(Order.email_fuzzy_key.in_(fuzzy)):
-            if order.email not in shown:
-                assert order.email_fuzzy_key is not None
-                add(
-                    order.account_id,
-                    _order_evidence(
-                        hint_kind,
-                        fuzzy[order.email_fuzzy_key],
-                        order,
-                        Weight.FUZZY_ORDER,
-                        "contact email ignoring dots and +tags",
-                        match="fuzzy",
-                    ),
+            add(identity.account_id, evidence)
+        for order in self._orders(or_(Order.email.in_(emails), Order.email_fuzzy_key.in_(fuzzy))):
+            if order.email in shown:
+                evidence = _order_evidence(
+                    hint_kind, shown[order.email], order, Weight.ORDER_CONTACT, "contact email"
                 )
+            else:
+                evidence = _order_evidence(
+                    hint_kind,
+                    fuzzy[order.email_fuzzy_key or ""],
+                    order,
+                    Weight.FUZZY_ORDER,
+                    "contact email ignoring dots and +tags",
+                    match="fuzzy",
+                )
+            add(order.account_id, evidence)
 
     def _paypal_emails(self, emails: list[str], add: _Add) -> None:
         if not emails:
@@ -258,11 +253,10 @@ class ResolutionService:
         return ranked[:limit]
 
     def _accounts(self, ids: Iterable[int]) -> dict[int, Account]:
+        # One query for the accounts and their identities; unique() folds the join's repeated rows.
         rows = self.session.scalars(
-            select(Account)
-            .where(Account.id.in_(list(ids)))
-            .options(selectinload(Account.identities))
-        )
+            select(Account).where(Account.id.in_(list(ids))).options(joinedload(Account.identities))
+        ).unique()
         return {account.id: account for account in rows}
 
 
