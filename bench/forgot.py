@@ -24,6 +24,13 @@ What it measures, in one run on a throwaway PostgreSQL database:
 Targets (from the issue): service >= 0.66x the thin app's throughput; at one client a median gap
 below 0.5 ms and a Mann-Whitney p above 0.01.
 
+Reading the figures: the load average is printed, because anything else running on the machine
+competes with the servers, PostgreSQL and the client (the order of known and unknown requests is
+random, so such noise widens the spread but does not bias the test). The table sizes are printed
+before the timing test, because the unknown path's work grows with the number of decoy secrets
+already stored (``SecretService.supersede`` for no account matches every earlier decoy), so the gap
+depends on the database's history, not only on the code.
+
 The service's settings (written to ``service.env`` in the run folder): ``RECOVERY_ENV=development``,
 the bench database, a random secret key, ``memory://`` rate-limit storage (per worker process: fine
 for a benchmark) and **every rate limit that applies to the endpoint raised to 1000000 per minute**
@@ -85,7 +92,7 @@ from recovery.accounts.services import AccountService
 from recovery.db import db
 
 try:
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - depends on the environment
     sys.exit(
         "bench/forgot.py needs scipy for the Mann-Whitney U test (not a project dependency):\n"
@@ -290,14 +297,15 @@ class Server:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise SystemExit(f"{self.name} exited early:\n{self.log_tail()}")
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 connection.request("GET", "/healthz")
                 if connection.getresponse().status == 200:
-                    connection.close()
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
+            finally:
+                connection.close()
             time.sleep(0.1)
         raise SystemExit(f"{self.name} did not answer within {timeout:.0f} s:\n{self.log_tail()}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import current_app, request
+from flask import current_app, request, session
 from flask_limiter.util import get_remote_address
 
 from recovery.identity import normalise
@@ -28,11 +28,19 @@ def per_flow() -> str:
     return str(current_app.config["VERIFY_RATE_LIMIT_PER_FLOW"])
 
 
+def _fields() -> dict[str, object]:
+    """The request's fields: the JSON body of the API, or the form of a hosted page."""
+    body = request.get_json(silent=True)
+    if isinstance(body, dict):
+        return body
+    return dict(request.form.items())
+
+
 def identifier_key() -> str:
     """``identifier:<hmac of the normalised email or phone>``; the raw text when it will not parse
     (the request then fails validation anyway, but still counts)."""
-    body = request.get_json(silent=True) or {}
-    raw = str(body.get("email") or body.get("phone") or "") if isinstance(body, dict) else ""
+    fields = _fields()
+    raw = str(fields.get("email") or fields.get("phone") or "")
     try:
         value = normalise.email(raw) if "@" in raw else normalise.phone(raw)
     except normalise.InvalidValue:
@@ -42,9 +50,9 @@ def identifier_key() -> str:
 
 
 def flow_key() -> str:
-    """The flow being answered (from the path or the body), else the client address."""
-    flow_id = (request.view_args or {}).get("flow_id")
-    if flow_id is None:
-        body = request.get_json(silent=True)
-        flow_id = body.get("flow_id") if isinstance(body, dict) else None
+    """The flow being answered (from the path, the body, or the wizard's session), else the
+    client address."""
+    flow_id = (request.view_args or {}).get("flow_id") or _fields().get("flow_id")
+    if not flow_id:
+        flow_id = session.get("flow")
     return f"flow:{flow_id}" if flow_id else f"ip:{get_remote_address()}"

@@ -15,7 +15,7 @@ MESSAGES: dict[str, LazyString] = {
         "If this address belongs to an account, we have sent it a link and a 6-digit code. "
         "Enter the code, or open the link in the email."
     ),
-    "p_new_password": _l("Choose a new password: at least 12 characters."),
+    "p_new_password": _l("Choose a new password."),
     "o_skip_password": _l("Continue without a password"),
     "q_paypal_guest": _l("Did you pay with PayPal without creating an account?"),
     "p_paypal_login": _l("Log in with PayPal, or use the email address of your PayPal account."),

@@ -106,7 +106,8 @@ class ResetService:
                 template="reset",
                 locale=account.locale or flow.locale,
                 context={
-                    "link": self._url("/recover/reset", token=token),
+                    # The page opens in the mail's language, whatever the browser prefers.
+                    "link": self._url("/recover/reset", token=token, lang=account.locale),
                     "code": code,
                     "minutes": int(RESET_LINK.lifetime.total_seconds() // 60),
                 },
@@ -195,7 +196,10 @@ class ResetService:
                 to=email,
                 template="password_changed",
                 locale=account.locale,
-                context={"freeze": self._url("/recover/freeze", token=freeze), "at": now},
+                context={
+                    "freeze": self._url("/recover/freeze", token=freeze, lang=account.locale),
+                    "at": now,
+                },
                 secret=True,
                 # Keys are short ASCII: the position stands for the address, which may be neither.
                 idempotency_key=f"password-changed:{account.id}:{now.timestamp():.6f}:{index}",

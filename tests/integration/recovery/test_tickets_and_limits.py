@@ -107,7 +107,9 @@ def test_the_identifier_limit_looks_the_same_for_known_and_unknown(client, anna)
     assert [r.status_code for r in known] == [202, 202, 429]
     assert [r.status_code for r in unknown] == [202, 202, 429]
     assert known[2].get_data() == unknown[2].get_data()
-    assert known[2].headers["Retry-After"] == unknown[2].headers["Retry-After"]
+    # Whole seconds to the window's end: the two may straddle a second boundary.
+    retry = [int(known[2].headers["Retry-After"]), int(unknown[2].headers["Retry-After"])]
+    assert abs(retry[0] - retry[1]) <= 1
     # The limit is per identifier: spelling it differently does not get around it.
     assert request_reset(client, " ANNA@Example.com").status_code == 429
     assert len(mails("anna@example.com")) == 2

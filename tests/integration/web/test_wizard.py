@@ -134,3 +134,23 @@ def test_this_wasnt_me_freezes_the_account(client, anna):
     # A locked account gets no more reset mail.
     client.post("/api/v1/recovery/email", json={"email": "anna@example.com"})
     assert [m["template"] for m in mails()][-1] == "unknown_address"
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "2 per minute",
+            "RESET_RATE_LIMIT_PER_IP": "100 per minute",
+        }
+    ],
+)
+def test_the_wizard_limits_each_address_on_its_own(client, app):
+    def submit(email):
+        other = app.test_client()
+        page = start(other)
+        page = follow(other, post(other, page, choice="yes"))
+        return post(other, page, email=email).status_code
+
+    assert [submit("a@example.com") for _ in range(3)] == [303, 303, 429]
+    assert submit("b@example.com") == 303  # another address has its own budget
