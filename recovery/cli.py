@@ -21,6 +21,7 @@ from recovery.errors import RecoveryError
 
 
 def register(app: Flask) -> None:
+    app.cli.add_command(purge_secrets_command)
     app.cli.add_command(db_group)
     app.cli.add_command(api_client_group)
     app.cli.add_command(import_command)
@@ -178,6 +179,16 @@ def worker_command(once: bool, interval: float | None) -> None:
             worker.run_forever(interval)
     finally:
         webhooks.close()
+
+
+@click.command("purge-secrets", help="Delete links, codes and tickets that expired a day ago.")
+def purge_secrets_command() -> None:
+    """Run it hourly (cron, a systemd timer): decoys and expired secrets otherwise pile up."""
+    from recovery.wiring import secret_service
+
+    with db.transaction():
+        removed = secret_service().purge()
+    click.echo(f"purged {removed} expired secrets")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,6 +27,10 @@ from recovery.errors import Gone, InvalidToken, TokenExpired, TooManyAttempts
 from recovery.tokens.models import Secret, SecretKind
 
 CODE_DIGITS = 6
+#: An account id that never exists (ids start at 1): the "no account" key of ``supersede``.
+NO_ACCOUNT = 0
+#: Expired secrets are kept this long (for the audit of recent requests), then purged.
+PURGE_AFTER = dt.timedelta(days=1)
 MAX_CODE_ATTEMPTS = 5
 
 
@@ -105,13 +109,24 @@ class SecretService:
         self.session.execute(
             update(Secret)
             .where(
-                Secret.account_id == (account.id if account else None),
+                # Without an account, probe an id no account has: the same one-key index lookup
+                # as a real account's. (``IS NULL`` would walk every decoy ever issued, and the
+                # unknown-address path would get slower than the known one as they pile up.)
+                Secret.account_id == (account.id if account else NO_ACCOUNT),
                 Secret.purpose.in_([p.name for p in purposes]),
                 Secret.used_at.is_(None),
                 Secret.superseded_at.is_(None),
             )
             .values(superseded_at=self.now())
         )
+
+    def purge(self, older_than: dt.timedelta = PURGE_AFTER) -> int:
+        """Delete secrets that expired more than ``older_than`` ago (decoys included); returns how
+        many. Nothing can use them any more; keeping them only grows the table."""
+        result = self.session.execute(
+            delete(Secret).where(Secret.expires_at < self.now() - older_than)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def _store(
         self,

@@ -166,3 +166,30 @@ def test_fifty_concurrent_redemptions_of_one_link_give_one_success(committed_app
         thread.join(timeout=60)
     assert results.count("ok") == 1, results
     assert sorted(set(results)) == ["invalid_token", "ok"]
+
+
+def test_purging_removes_only_long_expired_secrets(app, anna):
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    service = SecretService(db.session, TEST_SECRET_KEYS)
+    live = service.issue_link(RESET_LINK, anna, None, "email")
+    service.issue_link(RESET_LINK, None, None, "email")  # a decoy
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    db.session.execute(
+        update(Secret).where(Secret.account_id.is_(None)).values(expires_at=long_ago)
+    )
+    result = app.test_cli_runner().invoke(args=["purge-secrets"])
+    assert result.output.strip() == "purged 1 expired secrets"
+    assert db.session.scalar(select(func.count()).select_from(Secret)) == 1
+    assert service.peek_link(RESET_LINK, live).account_id == anna.id
+
+
+def test_superseding_without_an_account_touches_no_decoy(app, anna):
+    from sqlalchemy import select
+
+    service = SecretService(db.session, TEST_SECRET_KEYS)
+    service.issue_link(RESET_LINK, None, None, "email")
+    service.supersede(None, [RESET_LINK])
+    assert db.session.scalars(select(Secret)).one().superseded_at is None
