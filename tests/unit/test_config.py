@@ -4,18 +4,6 @@ from recovery import create_app
 from recovery.config import ConfigError
 
 
-@pytest.fixture
-def instance(tmp_path, monkeypatch):
-    """Point the app's instance folder at a temporary directory and clear RECOVERY_* variables."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("RECOVERY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
-    return tmp_path
-
-
 def test_defaults_are_embedded(instance):
     app = create_app()
     assert app.config["DATABASE_URL"] == f"sqlite:///{instance / 'recovery.db'}"

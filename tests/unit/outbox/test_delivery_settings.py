@@ -11,17 +11,6 @@ PASSWORD_URL = "smtp://mailer:hunter2-secret@mail.example.com:587?starttls=true"
 
 
 @pytest.fixture
-def instance(tmp_path, monkeypatch):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("RECOVERY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
 def production(instance, monkeypatch):
     monkeypatch.setenv("RECOVERY_ENV", "production")
     monkeypatch.setenv("RECOVERY_SECRET_KEYS", "k" * 40)
