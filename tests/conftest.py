@@ -106,6 +106,17 @@ def connection(engine: Engine) -> Iterator[Connection]:
 # -- the app -----------------------------------------------------------------------------------------
 
 
+def fresh_limits() -> None:
+    """Empty rate-limit counters for what follows, without touching anyone else's.
+
+    The limiter is one object per process and Flask-Limiter keeps the key prefix of the first app
+    it met, so a test's own RATELIMIT_KEY_PREFIX would be ignored; ``limiter.reset()`` instead
+    would wipe every counter in the shared Redis database, other test runs' included. A new prefix
+    is a namespace of fresh counters.
+    """
+    limiter._key_prefix = f"test-{uuid.uuid4().hex[:12]}"
+
+
 def make_app(database_url: str, **overrides: Any) -> Flask:
     config = {
         "TESTING": True,
@@ -141,9 +152,7 @@ def app(database_url: str, connection: Connection, app_config: dict[str, Any]) -
     with app.app_context():
         # Every session of this app joins the test's transaction; its commits become savepoints.
         db.sessions.configure(bind=connection, join_transaction_mode="create_savepoint")
-        # The limiter is one object for the process and keeps its first key prefix: start every
-        # test with empty counters (on Redis they would otherwise carry over between tests).
-        limiter.reset()
+        fresh_limits()
         yield app
         db.session.close()
         db.engine.dispose()
@@ -224,8 +233,7 @@ def resolver(make_key: Any) -> dict[str, str]:
 def committed_app(database_url: str, app_config: dict[str, Any]) -> Iterator[Flask]:
     """An app whose requests really commit (for concurrency tests); every table is emptied after."""
     app = make_app(database_url, **app_config)
-    with app.app_context():
-        limiter.reset()
+    fresh_limits()
     yield app
     with app.app_context():
         engine = db.engine

@@ -30,7 +30,7 @@ from recovery import migrate
 from recovery.db import db
 from recovery.extensions import limiter
 from tests import factories
-from tests.conftest import _fresh_database, make_app
+from tests.conftest import _fresh_database, fresh_limits, make_app
 from tests.integration.outbox.conftest import SmtpServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -161,8 +161,7 @@ def base_url(live_server: LiveServer) -> str:
 @pytest.fixture
 def server(live_server: LiveServer) -> LiveServer:
     """The live server with empty rate-limit counters (every walk comes from 127.0.0.1)."""
-    with live_server.app.app_context():
-        limiter.reset()
+    fresh_limits()
     return live_server
 
 
