@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -68,3 +68,33 @@ class AccountRecord(AccountIn):
     """One account as the importer and the service see it: the body plus the shop's id."""
 
     account_id: ExternalId
+
+    def data(self) -> AccountData:
+        return AccountData(
+            self.account_id,
+            self.display_name,
+            self.locale,
+            self.vip,
+            self.password_hash,
+            tuple(IdentityData(i.kind, i.value, i.verified) for i in self.identities),
+        )
+
+
+class IdentityData(NamedTuple):
+    """A validated ``IdentityIn`` as plain values."""
+
+    kind: IdentityKind
+    value: str
+    verified: bool
+
+
+class AccountData(NamedTuple):
+    """A validated ``AccountRecord`` as plain values: what ``AccountService.upsert_many`` works on,
+    and cheap to send between processes (the importer validates lines in worker processes)."""
+
+    account_id: str
+    display_name: str | None
+    locale: str
+    vip: bool
+    password_hash: SecretStr | None
+    identities: tuple[IdentityData, ...]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from recovery.accounts.models import Account, Identity, IdentitySource
-from recovery.accounts.schemas import AccountRecord, IdentityIn
-from recovery.db import utcnow
+from recovery.accounts.models import Account, AccountStatus, Identity, IdentitySource
+from recovery.accounts.schemas import AccountData, AccountRecord, IdentityData
+from recovery.db import insert_rows, one_of, utcnow
 from recovery.errors import IdentityConflict, NotFound, RecoveryError
 from recovery.identity import normalise
 from recovery.identity.normalise import IdentityKind
@@ -53,7 +54,7 @@ class AccountService:
             raise NotFound(f"no account with id {external_id!r}")
         return account
 
-    def upsert_many(self, records: Sequence[AccountRecord]) -> list[Outcome]:
+    def upsert_many(self, records: Sequence[AccountRecord | AccountData]) -> list[Outcome]:
         """Create or update accounts and their shop-provided identities, one ``Outcome`` per record.
 
         The same records twice leave the same state (the second time reports ``unchanged``). A record
@@ -63,9 +64,9 @@ class AccountService:
         removed by the shop. Repeats of one account id are applied in order.
         """
         outcomes: list[Outcome] = []
-        chunk: list[AccountRecord] = []
+        chunk: list[AccountData] = []
         in_chunk: set[str] = set()
-        for record in records:
+        for record in (r.data() if isinstance(r, AccountRecord) else r for r in records):
             if record.account_id in in_chunk:
                 outcomes += self._upsert_chunk(chunk)
                 chunk, in_chunk = [], set()
@@ -77,13 +78,13 @@ class AccountService:
 
     # -- one chunk: account ids unique ---------------------------------------------------------
 
-    def _upsert_chunk(self, records: list[AccountRecord]) -> list[Outcome]:
+    def _upsert_chunk(self, records: list[AccountData]) -> list[Outcome]:
         now = utcnow()
         existing = self._load_existing([r.account_id for r in records])
         owners = self._owners({(i.kind, i.value) for r in records for i in r.identities})
         claimed: dict[IdentityKey, str] = {}
         outcomes = []
-        accepted: list[tuple[AccountRecord, dict[IdentityKey, IdentityIn], Outcome]] = []
+        accepted: list[tuple[AccountData, dict[IdentityKey, bool], Outcome]] = []
         for record in records:
             outcome = Outcome(record.account_id)
             outcomes.append(outcome)
@@ -109,19 +110,19 @@ class AccountService:
             accepted.append((record, wanted, outcome))
 
         new_accounts = [
-            _account_row(record, now)
+            {
+                **_account_row(record, now),
+                "public_id": uuid.uuid4(),
+                "status": AccountStatus.ACTIVE,
+            }
             for record, _, _ in accepted
             if record.account_id not in existing
         ]
-        if new_accounts:
-            rows = self.session.execute(
-                insert(Account)
-                .returning(Account.id, Account.external_id)
-                .execution_options(render_nulls=True),
-                new_accounts,
-            )
-            for account_id, external_id in rows:
-                existing[str(external_id)] = _Existing({"id": account_id}, {})
+        table = Account.__table__
+        for account_id, external_id in insert_rows(
+            self.session, table, new_accounts, returning=(table.c.id, table.c.external_id)
+        ):
+            existing[str(external_id)] = _Existing({"id": account_id}, {})
 
         account_updates: list[dict[str, Any]] = []
         identity_inserts: list[dict[str, Any]] = []
@@ -143,17 +144,15 @@ class AccountService:
 
         # Deletes first: an account may swap an identity for its own new spelling in one request.
         if identity_deletes:
-            self.session.execute(delete(Identity).where(Identity.id.in_(identity_deletes)))
+            self.session.execute(
+                delete(Identity).where(one_of(self.session, Identity.id, identity_deletes))
+            )
         if account_updates:
             self.session.execute(update(Account), account_updates)
         if identity_updates:
             self.session.execute(update(Identity), identity_updates)
-        if identity_inserts:
-            # render_nulls: the ORM otherwise drops None values and batches only rows with the
-            # same columns, which turns a batch of emails and phones into one INSERT per row.
-            self.session.execute(
-                insert(Identity).execution_options(render_nulls=True), identity_inserts
-            )
+        # Core, not the ORM: every row has the same columns (None included), so it is one statement.
+        insert_rows(self.session, Identity.__table__, identity_inserts)
         return outcomes
 
     def _load_existing(self, external_ids: list[str]) -> dict[str, _Existing]:
@@ -165,7 +164,7 @@ class AccountService:
                 Account.locale,
                 Account.vip,
                 Account.password_hash,
-            ).where(Account.external_id.in_(external_ids))
+            ).where(one_of(self.session, Account.external_id, external_ids))
         ).mappings()
         existing = {row["external_id"]: _Existing(dict(row)) for row in accounts}
         by_id = {state.account["id"]: state for state in existing.values()}
@@ -178,7 +177,7 @@ class AccountService:
                     Identity.value,
                     Identity.source,
                     Identity.verified_at,
-                ).where(Identity.account_id.in_(by_id))
+                ).where(one_of(self.session, Identity.account_id, by_id))
             ).mappings()
             for row in identities:
                 by_id[row["account_id"]].identities[(row["kind"], row["value"])] = dict(row)
@@ -194,7 +193,7 @@ class AccountService:
             rows = self.session.execute(
                 select(Identity.value, Account.external_id, Account.public_id)
                 .join(Account, Identity.account_id == Account.id)
-                .where(Identity.kind == kind, Identity.value.in_(values))
+                .where(Identity.kind == kind, one_of(self.session, Identity.value, values))
             )
             for value, external_id, public_id in rows:
                 # An account the service made itself has no shop id: name it by its public id.
@@ -202,19 +201,16 @@ class AccountService:
         return owners
 
 
-def _dedupe(identities: list[IdentityIn]) -> dict[IdentityKey, IdentityIn]:
-    wanted: dict[IdentityKey, IdentityIn] = {}
-    for identity in identities:
-        key = (identity.kind, identity.value)
-        if key in wanted:
-            identity = identity.model_copy(
-                update={"verified": identity.verified or wanted[key].verified}
-            )
-        wanted[key] = identity
+def _dedupe(identities: Iterable[IdentityData]) -> dict[IdentityKey, bool]:
+    """Each identity once, with whether it is verified (by any of its repeats)."""
+    wanted: dict[IdentityKey, bool] = {}
+    for kind, value, verified in identities:
+        key = (kind, value)
+        wanted[key] = verified or wanted.get(key, False)
     return wanted
 
 
-def _account_row(record: AccountRecord, now: dt.datetime) -> dict[str, Any]:
+def _account_row(record: AccountData, now: dt.datetime) -> dict[str, Any]:
     password_hash = record.password_hash.get_secret_value() if record.password_hash else None
     return {
         "external_id": record.account_id,
@@ -230,7 +226,7 @@ def _account_row(record: AccountRecord, now: dt.datetime) -> dict[str, Any]:
 
 
 def _account_changes(
-    current: dict[str, Any], record: AccountRecord, now: dt.datetime
+    current: dict[str, Any], record: AccountData, now: dt.datetime
 ) -> dict[str, Any]:
     wanted = _account_row(record, now)
     changes = {name: wanted[name] for name in _ACCOUNT_FIELDS if current[name] != wanted[name]}
@@ -247,7 +243,7 @@ def _account_changes(
 
 def _diff_identities(
     state: _Existing,
-    wanted: dict[IdentityKey, IdentityIn],
+    wanted: dict[IdentityKey, bool],
     now: dt.datetime,
     inserts: list[dict[str, Any]],
     updates: list[dict[str, Any]],
@@ -259,7 +255,7 @@ def _diff_identities(
     for key, current in state.identities.items():
         if key not in wanted and current["source"] == IdentitySource.SHOP:
             deletes.append(current["id"])
-    for (kind, value), identity in wanted.items():
+    for (kind, value), verified in wanted.items():
         if (kind, value) not in state.identities:
             inserts.append(
                 {
@@ -271,16 +267,16 @@ def _diff_identities(
                     if kind is IdentityKind.EMAIL
                     else None,
                     "source": IdentitySource.SHOP,
-                    "verified_at": now if identity.verified else None,
+                    "verified_at": now if verified else None,
                     "created_at": now,
                 }
             )
             continue
         current = state.identities[(kind, value)]
-        if identity.verified and current["verified_at"] is None:
+        if verified and current["verified_at"] is None:
             updates.append({"id": current["id"], "verified_at": now})
         elif (
-            not identity.verified
+            not verified
             and current["verified_at"] is not None
             # Proof the service collected itself outlives the shop's opinion.
             and current["source"] == IdentitySource.SHOP

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -49,3 +49,31 @@ class OrderIn(BaseModel):
 
 class OrderRecord(OrderIn):
     order_number: OrderNumber
+
+    def data(self) -> OrderData:
+        return OrderData(
+            self.order_number,
+            self.placed_at_utc(),
+            self.email,
+            self.phone,
+            self.payment_method,
+            self.paypal_payer_id,
+            self.paypal_email,
+            self.guest,
+            self.account_id,
+        )
+
+
+class OrderData(NamedTuple):
+    """A validated ``OrderRecord`` as plain values (``placed_at`` in UTC): what
+    ``OrderService.upsert_many`` works on, and cheap to send between processes."""
+
+    order_number: str
+    placed_at: dt.datetime
+    email: str | None
+    phone: str | None
+    payment_method: PaymentMethod
+    paypal_payer_id: str | None
+    paypal_email: str | None
+    guest: bool
+    account_id: str | None

@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.accounts.models import Account
-from recovery.db import upsert, utcnow
+from recovery.db import one_of, upsert, utcnow
 from recovery.errors import FieldError, NotFound, RecoveryError, ValidationFailed
 from recovery.identity import normalise
 from recovery.orders.models import Order
-from recovery.orders.schemas import OrderRecord
+from recovery.orders.schemas import OrderData, OrderRecord
 
 
 @dataclass(slots=True)
@@ -51,25 +51,28 @@ class OrderService:
             raise NotFound(f"no order {number!r}")
         return order
 
-    def upsert_many(self, records: Sequence[OrderRecord]) -> list[Outcome]:
+    def upsert_many(self, records: Sequence[OrderRecord | OrderData]) -> list[Outcome]:
         """Create or update orders; one ``Outcome`` per record, in order.
 
         An order naming an account the shop has not pushed is refused (``account_id`` is reported),
         so evidence never silently loses its owner. The last record wins for a repeated number.
         """
+        records = [r.data() if isinstance(r, OrderRecord) else r for r in records]
         now = utcnow()
         account_ids = {r.account_id for r in records if r.account_id is not None}
         known: dict[str, int] = {}
         if account_ids:
             found = self.session.execute(
-                select(Account.external_id, Account.id).where(Account.external_id.in_(account_ids))
+                select(Account.external_id, Account.id).where(
+                    one_of(self.session, Account.external_id, account_ids)
+                )
             )
             known = {str(external_id): account_id for external_id, account_id in found}
         stored = {
             row["number"]: dict(row)
             for row in self.session.execute(
                 select(*(Order.__table__.c[name] for name in _COMPARED)).where(
-                    Order.number.in_({r.order_number for r in records})
+                    one_of(self.session, Order.number, {r.order_number for r in records})
                 )
             ).mappings()
         }
@@ -86,7 +89,7 @@ class OrderService:
                 continue
             row = {
                 "number": record.order_number,
-                "placed_at": record.placed_at_utc(),
+                "placed_at": record.placed_at,
                 "email": record.email,
                 "email_fuzzy_key": normalise.email_fuzzy_key(record.email)
                 if record.email
