@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
@@ -317,11 +318,16 @@ class ImportResult:
 
 
 def run_import(
-    path: Path, total: int, accounts: int, batch_size: int, autoanalyze: AutoAnalyze | None
+    path: Path,
+    total: int,
+    accounts: int,
+    batch_size: int,
+    workers: int,
+    autoanalyze: AutoAnalyze | None,
 ) -> ImportResult:
     """Import the file as ``recovery import`` does: commit after every yielded batch."""
     session = db.session
-    importer = Importer(session, batch_size)
+    importer = Importer(session, batch_size, workers)
     started = last_report = time.perf_counter()
     account_seconds = 0.0
     with path.open("rb") as lines:
@@ -481,6 +487,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="untimed lookups per kind first")
     parser.add_argument("--batch-size", type=int, default=int(DEFAULTS["IMPORT_BATCH_SIZE"]))
     parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes validating lines (RECOVERY_IMPORT_WORKERS; default: CPUs, at most 4)",
+    )
+    parser.add_argument(
         "--database-url",
         default=ADMIN_URL,
         help="a PostgreSQL server (any database on it); the bench database is created next to it",
@@ -544,6 +555,7 @@ def run(args: argparse.Namespace, url: str, path: Path, data: Dataset) -> int:
             "DATABASE_URL": url,
             "SECRET_KEYS": "x" * 40,
             "IMPORT_BATCH_SIZE": args.batch_size,
+            "IMPORT_WORKERS": args.workers,
         }
     )
     with app.app_context():
@@ -563,7 +575,7 @@ def _run(args: argparse.Namespace, path: Path, data: Dataset, total: int) -> int
     session.rollback()
     print(
         f"PostgreSQL {version}, shared_buffers {shared_buffers}, autovacuum {autovacuum}, "
-        f"batch size {args.batch_size}"
+        f"batch size {args.batch_size}, {current_app.config['IMPORT_WORKERS']} validation workers"
     )
     autoanalyze = None
     if autovacuum == "off" and not args.no_autoanalyze:
@@ -577,7 +589,8 @@ def _run(args: argparse.Namespace, path: Path, data: Dataset, total: int) -> int
     profile = cProfile.Profile() if args.profile else None
     if profile is not None:
         profile.enable()
-    result = run_import(path, total, data.accounts, args.batch_size, autoanalyze)
+    workers = current_app.config["IMPORT_WORKERS"]
+    result = run_import(path, total, data.accounts, args.batch_size, workers, autoanalyze)
     if profile is not None:
         profile.disable()
     summary = result.summary

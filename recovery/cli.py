@@ -97,7 +97,8 @@ def api_client_revoke(name: str) -> None:
 def import_command(file: IO[bytes]) -> None:
     from recovery.ingest.services import Importer
 
-    importer = Importer(db.session, current_app.config["IMPORT_BATCH_SIZE"])
+    config = current_app.config
+    importer = Importer(db.session, config["IMPORT_BATCH_SIZE"], config["IMPORT_WORKERS"])
     size = _size(file)
     with click.progressbar(length=size or 0, label="importing", hidden=size is None) as bar:
         for _ in importer.run(_lines(file, bar.update)):

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_URL": "http://127.0.0.1:8000",
     "API_RATE_LIMIT": "1200 per minute",
     "IMPORT_BATCH_SIZE": 1000,
+    "IMPORT_WORKERS": None,  # processes validating import lines; min(CPUs, 4), 0 = in-process
     "MAX_JSON_BYTES": 1024 * 1024,
     # delivery (outbox)
     "SMTP_URL": None,  # smtp://user:password@host:port[?starttls=true] or smtps://...
@@ -120,6 +121,22 @@ def _positive_int(key: str) -> Callable[[Flask, Any], int]:
         return number
 
     return check
+
+
+#: The most processes an import validates lines in by default.
+MAX_IMPORT_WORKERS = 4
+
+
+def _import_workers(app: Flask, value: Any) -> int:
+    if _unset(value):
+        return min(os.cpu_count() or 1, MAX_IMPORT_WORKERS)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError("IMPORT_WORKERS", f"must be a whole number, got {value!r}") from None
+    if number < 0:
+        raise ConfigError("IMPORT_WORKERS", f"must be 0 or more, got {number}")
+    return number
 
 
 def _rate_limit(key: str) -> Callable[[Flask, Any], str]:
@@ -335,6 +352,7 @@ _CHECKS: dict[str, Callable[[Flask, Any], Any]] = {
     "PUBLIC_URL": _public_url,
     "API_RATE_LIMIT": _rate_limit("API_RATE_LIMIT"),
     "IMPORT_BATCH_SIZE": _positive_int("IMPORT_BATCH_SIZE"),
+    "IMPORT_WORKERS": _import_workers,
     "MAX_JSON_BYTES": _positive_int("MAX_JSON_BYTES"),
     # delivery (outbox); SMTP_URL before MAIL_TRANSPORT, WEBHOOK_URL before WEBHOOK_SECRET
     "SMTP_URL": _smtp_url,

@@ -103,7 +103,8 @@ def import_ndjson(client: ApiClient) -> Reply:
     line is reported with its number and never keeps the others out."""
     if request.mimetype not in NDJSON_MEDIA_TYPES:
         raise errors.UnsupportedMediaType(f"send {NDJSON_MEDIA_TYPES[0]}")
-    importer = Importer(db.session, current_app.config["IMPORT_BATCH_SIZE"])
+    config = current_app.config
+    importer = Importer(db.session, config["IMPORT_BATCH_SIZE"], config["IMPORT_WORKERS"])
     for _ in importer.run(bounded_lines(request.stream)):
         db.session.commit()  # a batch boundary: durable progress, flat memory
     summary = importer.summary

@@ -7,7 +7,11 @@ there, keeping memory flat and progress durable on imports of millions of lines.
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Annotated, Any, Literal
 
@@ -15,10 +19,16 @@ from pydantic import Field, RootModel, TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from recovery.accounts.schemas import AccountRecord
+from recovery.accounts.schemas import AccountData, AccountRecord
 from recovery.accounts.services import AccountService
-from recovery.errors import Conflict, FieldError, RecoveryError, ValidationFailed
-from recovery.orders.schemas import OrderRecord
+from recovery.errors import (
+    Conflict,
+    FieldError,
+    MalformedRequest,
+    RecoveryError,
+    ValidationFailed,
+)
+from recovery.orders.schemas import OrderData, OrderRecord
 from recovery.orders.services import OrderService
 from recovery.validation import validate_json
 
@@ -93,28 +103,118 @@ def bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield line
 
 
+#: What checking one line gives: its data, the error that refuses it, or None for a blank line.
+Checked = AccountData | OrderData | RecoveryError | None
+
+#: Lines each worker process validates at a time; an input shorter than this is checked in-process.
+CHUNK_LINES = 2000
+
+
+def check_line(raw: bytes) -> Checked:
+    """Validate one raw NDJSON line (``None`` if it is blank)."""
+    if not raw.strip():
+        return None
+    if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+        too_long = FieldError("line", f"longer than {MAX_LINE_BYTES} bytes", "too_long")
+        return ValidationFailed([too_long])
+    try:
+        return validate_json(LINE, raw, drop=1).root.data()  # type: ignore[no-any-return]
+    except RecoveryError as exc:
+        return exc
+
+
+# Between processes an error travels as plain values: exceptions pickle by calling the class with
+# ``args``, which ``ValidationFailed.__init__`` does not take.
+_WireError = tuple[str, str, list[tuple[str, str, str]]]
+
+
+def _to_wire(checked: Checked) -> AccountData | OrderData | _WireError | None:
+    if isinstance(checked, ValidationFailed):
+        fields = [(e.field, e.message, e.code) for e in checked.errors]
+        return ("validation_failed", checked.detail, fields)
+    if isinstance(checked, MalformedRequest):
+        return ("malformed_request", checked.detail, [])
+    if isinstance(checked, RecoveryError):  # validation raises only the two above
+        raise TypeError(f"cannot send {type(checked).__name__} between processes")
+    return checked
+
+
+def _from_wire(sent: AccountData | OrderData | _WireError | None) -> Checked:
+    if isinstance(sent, AccountData | OrderData) or sent is None:
+        return sent
+    code, detail, fields = sent
+    if code == "malformed_request":
+        return MalformedRequest(detail)
+    return ValidationFailed([FieldError(*field) for field in fields], detail)
+
+
+def check_chunk(lines: list[bytes]) -> list[AccountData | OrderData | _WireError | None]:
+    """``check_line`` for each of ``lines``, in a worker process."""
+    return [_to_wire(check_line(raw)) for raw in lines]
+
+
+def checked_lines(lines: Iterable[bytes], workers: int = 0) -> Iterator[tuple[int, Checked]]:
+    """``(number, check_line(line))`` for each of ``lines`` in order, numbered from 1.
+
+    With ``workers`` > 1 and more than ``CHUNK_LINES`` lines, chunks of lines are validated by that
+    many worker processes while the caller works on the results of earlier chunks (validation,
+    email and phone parsing above all, is most of an import's CPU time). The results are the same.
+    The workers start from a fork server, which imports the program's main module again: a script
+    that imports with workers must keep its work under ``if __name__ == "__main__":``.
+    """
+    numbered = enumerate(lines, start=1)
+    first = list(itertools.islice(numbered, CHUNK_LINES))
+    if workers <= 1 or len(first) < CHUNK_LINES:
+        for number, raw in itertools.chain(first, numbered):
+            yield number, check_line(raw)
+        return
+    # forkserver, not fork: the API may import from a threaded server, and a forked child of a
+    # threaded process can inherit a lock held by another thread. The workers only validate.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    try:
+        pending: deque[tuple[int, Future[list[Any]]]] = deque()
+        chunks = itertools.chain([first], _chunks(numbered))
+        for chunk in chunks:
+            pending.append((chunk[0][0], pool.submit(check_chunk, [raw for _, raw in chunk])))
+            if len(pending) > 2 * workers:  # keep every worker busy, memory bounded
+                yield from _results(*pending.popleft())
+        while pending:
+            yield from _results(*pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(numbered: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
+    while chunk := list(itertools.islice(numbered, CHUNK_LINES)):
+        yield chunk
+
+
+def _results(first: int, future: Future[list[Any]]) -> Iterator[tuple[int, Checked]]:
+    for number, sent in enumerate(future.result(), start=first):
+        yield number, _from_wire(sent)
+
+
 class Importer:
-    def __init__(self, session: Session, batch_size: int = 1000) -> None:
+    def __init__(self, session: Session, batch_size: int = 1000, workers: int = 0) -> None:
+        """``workers``: processes validating lines (see ``checked_lines``); 0 or 1 for none."""
         self.session = session
         self.batch_size = batch_size
+        self.workers = workers
         self.summary = Summary()
 
     def run(self, lines: Iterable[bytes]) -> Iterator[Summary]:
         """Import ``lines`` (1-based numbers in errors); yields the running summary after each batch."""
-        batch: list[tuple[int, AccountLine | OrderLine]] = []
-        for number, raw in enumerate(lines, start=1):
+        batch: list[tuple[int, AccountData | OrderData]] = []
+        for number, checked in checked_lines(lines, self.workers):
             self.summary.lines = number
-            if not raw.strip():
+            if checked is None:
                 continue
-            if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
-                too_long = FieldError("line", f"longer than {MAX_LINE_BYTES} bytes", "too_long")
-                self.summary.reject(number, ValidationFailed([too_long]))
+            if isinstance(checked, RecoveryError):
+                self.summary.reject(number, checked)
                 continue
-            try:
-                batch.append((number, validate_json(LINE, raw, drop=1).root))
-            except RecoveryError as exc:
-                self.summary.reject(number, exc)
-                continue
+            batch.append((number, checked))
             if len(batch) >= self.batch_size:
                 self._write(batch)
                 batch = []
@@ -123,7 +223,7 @@ class Importer:
             self._write(batch)
         yield self.summary
 
-    def _write(self, batch: list[tuple[int, AccountLine | OrderLine]]) -> None:
+    def _write(self, batch: list[tuple[int, AccountData | OrderData]]) -> None:
         try:
             with self.session.begin_nested():
                 results = self._apply(batch)
@@ -145,11 +245,11 @@ class Importer:
                 self.summary.reject(number, error)
 
     def _apply(
-        self, batch: list[tuple[int, AccountLine | OrderLine]]
+        self, batch: list[tuple[int, AccountData | OrderData]]
     ) -> list[tuple[int, str | None, RecoveryError | None]]:
         # Accounts first, so an order may name an account from the same batch.
-        accounts = [(n, r) for n, r in batch if isinstance(r, AccountLine)]
-        orders = [(n, r) for n, r in batch if isinstance(r, OrderLine)]
+        accounts = [(n, r) for n, r in batch if isinstance(r, AccountData)]
+        orders = [(n, r) for n, r in batch if isinstance(r, OrderData)]
         results: list[tuple[int, str | None, RecoveryError | None]] = []
         if accounts:
             outcomes = AccountService(self.session).upsert_many([r for _, r in accounts])

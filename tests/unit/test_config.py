@@ -34,6 +34,15 @@ def test_environment_variables_override_defaults(instance, monkeypatch):
     assert app.config["IMPORT_BATCH_SIZE"] == 250
 
 
+def test_import_workers_default_to_the_cpus_at_most_four(instance, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert create_app().config["IMPORT_WORKERS"] == 4
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert create_app().config["IMPORT_WORKERS"] == 1
+    monkeypatch.setenv("RECOVERY_IMPORT_WORKERS", "0")
+    assert create_app().config["IMPORT_WORKERS"] == 0
+
+
 def test_a_test_mapping_wins_over_the_environment(instance, monkeypatch):
     monkeypatch.setenv("RECOVERY_API_RATE_LIMIT", "10 per minute")
     assert create_app({"API_RATE_LIMIT": "5 per second"}).config["API_RATE_LIMIT"] == "5 per second"
@@ -50,6 +59,8 @@ def test_a_test_mapping_wins_over_the_environment(instance, monkeypatch):
         ("RECOVERY_SECRET_KEYS", "k" * 32 + ",", "RECOVERY_SECRET_KEYS: has an empty key"),
         ("RECOVERY_IMPORT_BATCH_SIZE", "0", "RECOVERY_IMPORT_BATCH_SIZE: must be positive"),
         ("RECOVERY_IMPORT_BATCH_SIZE", "lots", "RECOVERY_IMPORT_BATCH_SIZE: must be a whole"),
+        ("RECOVERY_IMPORT_WORKERS", "-1", "RECOVERY_IMPORT_WORKERS: must be 0 or more"),
+        ("RECOVERY_IMPORT_WORKERS", "all", "RECOVERY_IMPORT_WORKERS: must be a whole"),
         ("RECOVERY_API_RATE_LIMIT", "fast", "RECOVERY_API_RATE_LIMIT: is not a rate limit"),
         ("RECOVERY_DATABASE_ECHO", "maybe", "RECOVERY_DATABASE_ECHO: must be true or false"),
     ],
