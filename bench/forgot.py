@@ -83,8 +83,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgadmin import admin_execute, server_url
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import URL, make_url
 
 from recovery import create_app, migrate
 from recovery.accounts.schemas import AccountRecord
@@ -154,24 +154,6 @@ class Addresses:
 
 
 # --- the database ---------------------------------------------------------------------------------
-
-
-def server_url(raw: str) -> URL:
-    url = make_url(raw)
-    if url.drivername in ("postgres", "postgresql"):
-        url = url.set(drivername="postgresql+psycopg")
-    if not url.drivername.startswith("postgresql"):
-        raise SystemExit(f"--database-url must be a PostgreSQL URL, got {url.drivername!r}")
-    return url
-
-
-def admin_execute(admin: URL, statement: str) -> None:
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
 
 
 def load_accounts(url: str, accounts: int, chunk: int = 1000) -> float:

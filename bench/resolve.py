@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from pgadmin import admin_execute, server_url
+from sqlalchemy import text
 
 from recovery import create_app, migrate
 from recovery.config import DEFAULTS
@@ -239,24 +239,6 @@ def generate(path: Path, accounts: int, orders: int, seed: int) -> Dataset:
 
 
 # --- the database ---------------------------------------------------------------------------------
-
-
-def server_url(raw: str) -> URL:
-    url = make_url(raw)
-    if url.drivername in ("postgres", "postgresql"):
-        url = url.set(drivername="postgresql+psycopg")
-    if not url.drivername.startswith("postgresql"):
-        raise SystemExit(f"--database-url must be a PostgreSQL URL, got {url.drivername!r}")
-    return url
-
-
-def admin_execute(admin: URL, statement: str) -> None:
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
 
 
 # --- the import -----------------------------------------------------------------------------------
