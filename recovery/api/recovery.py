@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from flask import current_app
 from flask_babel import force_locale
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,7 +17,6 @@ from recovery import errors
 from recovery.api import registry
 from recovery.api.operations import Reply
 from recovery.clients.models import ApiClient, Scope
-from recovery.db import db
 from recovery.extensions import limiter
 from recovery.flows import messages
 from recovery.flows.services import (
@@ -31,8 +29,7 @@ from recovery.flows.services import (
 from recovery.flows.tree import DIDNT_WORK, Node
 from recovery.i18n import select_locale
 from recovery.ratelimits import flow_key, identifier_key, per_flow, per_identifier, per_ip
-from recovery.tokens.services import SecretService
-from recovery.wiring import flow_service, reset_service
+from recovery.wiring import flow_service, reset_service, secret_service
 
 
 class OptionOut(BaseModel):
@@ -273,8 +270,7 @@ def set_password(body: NewPassword) -> Reply:
 )
 def redeem_ticket(body: Redeem, client: ApiClient) -> Reply:
     """Single use: a second redemption is a 410 ``gone``. Tickets live two minutes."""
-    keys = current_app.config["SECRET_KEYS"]
-    secret = SecretService(db.session, keys).redeem_ticket(body.ticket)
+    secret = secret_service().redeem_ticket(body.ticket)
     account = reset_service().account_of(secret)
     return Reply(
         200,
