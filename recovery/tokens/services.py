@@ -15,13 +15,14 @@ import hmac
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from recovery.accounts.models import Account
+from recovery.accounts.models import Account, AccountStatus
 from recovery.db import utcnow
 from recovery.errors import Gone, InvalidToken, TokenExpired, TooManyAttempts
 from recovery.tokens.models import Secret, SecretKind
@@ -54,7 +55,20 @@ FREEZE_LINK = Purpose("freeze_link", SecretKind.LINK, dt.timedelta(days=7), boun
 RECOVERY_PROOFS = (RESET_LINK, EMAIL_CODE, SMS_CODE)
 
 
-def fingerprint(account: Account | None) -> str:
+class AccountRef(Protocol):
+    """What a secret needs of its account: an ``Account``, or the few columns of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def password_hash(self) -> str | None: ...
+    @property
+    def password_changed_at(self) -> dt.datetime | None: ...
+    @property
+    def status(self) -> AccountStatus: ...
+
+
+def fingerprint(account: AccountRef | None) -> str:
     """What a secret is bound to: the password (hash and change time) and the account's status."""
     if account is None:
         return hashlib.sha256(b"no account").hexdigest()
@@ -79,7 +93,7 @@ class SecretService:
     # -- issuing ----------------------------------------------------------------------------------
 
     def issue_link(
-        self, purpose: Purpose, account: Account | None, flow_id: str | None, channel: str | None
+        self, purpose: Purpose, account: AccountRef | None, flow_id: str | None, channel: str | None
     ) -> str:
         """A signed token for a link. ``account=None`` issues a decoy that never verifies."""
         random_id = secrets.token_urlsafe(32)  # 256 bits
@@ -87,7 +101,7 @@ class SecretService:
         return self._serializer(purpose).dumps(random_id)
 
     def issue_code(
-        self, purpose: Purpose, account: Account | None, flow_id: str, channel: str | None
+        self, purpose: Purpose, account: AccountRef | None, flow_id: str, channel: str | None
     ) -> str:
         """A 6-digit code bound to ``flow_id``; five wrong tries kill it."""
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
@@ -100,11 +114,11 @@ class SecretService:
         )
         return code
 
-    def issue_ticket(self, account: Account, flow_id: str | None, method: str) -> str:
+    def issue_ticket(self, account: AccountRef, flow_id: str | None, method: str) -> str:
         """The single-use login ticket the shop redeems after a recovery."""
         return self.issue_link(LOGIN_TICKET, account, flow_id, method)
 
-    def supersede(self, account: Account | None, purposes: Sequence[Purpose]) -> None:
+    def supersede(self, account: AccountRef | None, purposes: Sequence[Purpose]) -> None:
         """Kill the account's unused secrets of ``purposes``; a no-op (same query) without one."""
         self.session.execute(
             update(Secret)
@@ -132,7 +146,7 @@ class SecretService:
         self,
         purpose: Purpose,
         digest: str,
-        account: Account | None,
+        account: AccountRef | None,
         flow_id: str | None,
         channel: str | None,
     ) -> Secret:
