@@ -35,6 +35,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from recovery.errors import RecoveryError
+
 #: Deterministic constraint names, so Alembic migrations are reproducible on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -152,14 +154,18 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A unit of work for CLI commands: commit when the block ends, roll back if it raises."""
+        """The unit of work of a request or command: commit when the block ends, roll back if it
+        raises, unless the error asks to keep what was written before it (a counted wrong code)."""
         session = self.session
         try:
             yield session
-            session.commit()
+        except RecoveryError as exc:
+            session.commit() if exc.keep_changes else session.rollback()
+            raise
         except BaseException:
             session.rollback()
             raise
+        session.commit()
 
 
 class _State:

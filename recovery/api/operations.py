@@ -101,21 +101,11 @@ class Registry:
                 if adapter is not None:
                     kwargs["body"] = validate_json(adapter, read_json_body())
                 try:
-                    reply = handler(**kwargs)
-                    db.session.commit()
-                except errors.RecoveryError as exc:
-                    if exc.keep_changes:
-                        db.session.commit()
-                    else:
-                        db.session.rollback()
-                    raise
+                    with db.transaction():
+                        reply = handler(**kwargs)
                 except IntegrityError:
                     # A concurrent writer won a race the handler's reads could not see.
-                    db.session.rollback()
                     raise errors.Conflict("changed concurrently; send the request again") from None
-                except BaseException:
-                    db.session.rollback()
-                    raise
                 if isinstance(reply, Response):
                     return reply
                 response = Response(

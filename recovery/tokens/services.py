@@ -175,7 +175,7 @@ class SecretService:
     def consume_link(self, purpose: Purpose, token: str) -> Secret:
         """Use the link's secret exactly once; concurrent callers: one wins, the rest get
         ``InvalidToken``."""
-        return self._consume(self.peek_link(purpose, token))
+        return self.use(self.peek_link(purpose, token))
 
     def redeem_ticket(self, token: str) -> Secret:
         """Use a login ticket once; a second redemption (even a concurrent one) is ``Gone``."""
@@ -183,10 +183,6 @@ class SecretService:
         if secret.used_at is not None or not self._claim(self._live(secret)):
             raise Gone("this ticket has been redeemed already")
         return secret
-
-    def consume_code(self, purpose: Purpose, flow_id: str, code: str) -> Secret:
-        """Check ``code`` and use it (see ``verify_code``)."""
-        return self._consume(self.verify_code(purpose, flow_id, code))
 
     def verify_code(self, purpose: Purpose, flow_id: str, code: str) -> Secret:
         """The flow's newest live code if ``code`` matches it, without using it; a wrong code costs
@@ -228,7 +224,9 @@ class SecretService:
     def use(self, secret: Secret) -> Secret:
         """Use a secret that ``peek_link`` or ``verify_code`` returned; ``InvalidToken`` if another
         request used it first."""
-        return self._consume(secret)
+        if not self._claim(secret):
+            raise InvalidToken()
+        return secret
 
     def _by_token(self, purpose: Purpose, token: str) -> Secret:
         try:
@@ -259,11 +257,6 @@ class SecretService:
         if account is None:
             raise InvalidToken()
         if bound_to_password and not hmac.compare_digest(secret.fingerprint, fingerprint(account)):
-            raise InvalidToken()
-        return secret
-
-    def _consume(self, secret: Secret) -> Secret:
-        if not self._claim(secret):
             raise InvalidToken()
         return secret
 

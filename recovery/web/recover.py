@@ -63,18 +63,9 @@ def _page_headers(response: Response) -> Response:
 
 
 def _commit(action: Callable[[], Any]) -> Any:
-    """The request boundary of a page: commit what ``action`` did, or roll back if it raised
-    (unless the error asks to keep its changes, e.g. a counted wrong code)."""
-    try:
-        result = action()
-    except RecoveryError as exc:
-        db.session.commit() if exc.keep_changes else db.session.rollback()
-        raise
-    except BaseException:
-        db.session.rollback()
-        raise
-    db.session.commit()
-    return result
+    """The request boundary of a page: ``action`` in one unit of work."""
+    with db.transaction():
+        return action()
 
 
 def _flow() -> RecoveryFlow | None:
