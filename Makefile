@@ -50,7 +50,11 @@ migrate: install
 demo-data: install
 	$(BIN)/recovery demo-data
 
+# The web app and the outbox worker side by side (the worker answers reset requests and delivers
+# mail to the development mailbox); Ctrl-C or the end of the server stops both.
 serve: install
+	$(BIN)/recovery worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 test: install lint typecheck test-sqlite test-postgres

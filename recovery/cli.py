@@ -147,7 +147,7 @@ def demo_data_command() -> None:
     )
 
 
-@click.command("worker", help="Deliver the outbox (mail, webhooks) with retries and backoff.")
+@click.command("worker", help="Run the outbox: tasks, mail and webhooks, with retries and backoff.")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @click.option(
     "--interval",
@@ -160,6 +160,7 @@ def worker_command(once: bool, interval: float | None) -> None:
     from providers.webhooks import HttpWebhookSender
     from recovery.outbox.settings import DeliverySettings
     from recovery.outbox.worker import Worker
+    from recovery.wiring import task_handlers
 
     settings = DeliverySettings.from_config(current_app.config)
     mail: MailTransport
@@ -168,7 +169,7 @@ def worker_command(once: bool, interval: float | None) -> None:
     else:
         mail = MailboxTransport()
     webhooks = HttpWebhookSender()
-    worker = Worker(db.sessions, mail, webhooks, settings)
+    worker = Worker(db.sessions, mail, webhooks, settings, tasks=task_handlers())
     try:
         if once:
             # Each pass reschedules what failed into the future, so this ends.

@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_MAX_ATTEMPTS": 8,
     "OUTBOX_BACKOFF_BASE": 30,  # seconds; after n failures the next try waits base * 2**n, capped
     "OUTBOX_BACKOFF_CAP": 3600,  # seconds
-    "OUTBOX_POLL_INTERVAL": 5,  # seconds the worker waits when nothing is due
+    "OUTBOX_POLL_INTERVAL": 1,  # seconds the worker waits when nothing is due (a reset waits on it)
     # recovery flows
     "FLOW_TTL_MINUTES": 60,
     "RETURN_TO_ORIGINS": "",  # comma separated origins a flow may send the browser back to

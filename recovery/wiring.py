@@ -6,26 +6,31 @@ Faces (API, pages, CLI) get their services here, so no face repeats how they are
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import current_app
+from sqlalchemy.orm import Session
 
 from recovery.db import db
 from recovery.flows.services import FlowService, FlowSettings
 from recovery.outbox.services import OutboxService
-from recovery.resets.services import ResetService, Settings
+from recovery.outbox.worker import TaskHandler
+from recovery.resets.services import EMAIL_RESET_TASK, ResetService, Settings
 from recovery.tokens.services import SecretService
 
 
-def secret_service() -> SecretService:
-    return SecretService(db.session, current_app.config["SECRET_KEYS"])
+def secret_service(session: Session | None = None) -> SecretService:
+    return SecretService(session or db.session, current_app.config["SECRET_KEYS"])
 
 
-def reset_service() -> ResetService:
+def reset_service(session: Session | None = None) -> ResetService:
+    """The reset service on the request's session, or on ``session`` (the worker's)."""
     config = current_app.config
+    session = session or db.session
     return ResetService(
-        db.session,
-        secret_service(),
-        OutboxService(db.session),
+        session,
+        secret_service(session),
+        OutboxService(session),
         Settings(
             public_url=config["PUBLIC_URL"], unknown_address_mail=config["UNKNOWN_ADDRESS_MAIL"]
         ),
@@ -43,3 +48,12 @@ def flow_service() -> FlowService:
             default_return_to=config["DEFAULT_RETURN_TO"],
         ),
     )
+
+
+def _send_email_reset(session: Session, args: dict[str, Any]) -> None:
+    reset_service(session).send_email_reset(args["flow_id"], args["email"], args["locale"])
+
+
+def task_handlers() -> dict[str, TaskHandler]:
+    """What ``recovery worker`` runs for each task a request hands over (``enqueue_task``)."""
+    return {EMAIL_RESET_TASK: _send_email_reset}

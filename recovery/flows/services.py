@@ -25,7 +25,7 @@ from recovery.errors import (
     RecoveryError,
     ValidationFailed,
 )
-from recovery.flows.models import FlowStatus, RecoveryFlow
+from recovery.flows.models import FlowStatus, RecoveryFlow, new_flow_id
 from recovery.flows.tree import DEFAULT_TREE, DIDNT_WORK, Node, NodeType, Tree
 from recovery.identity import normalise
 from recovery.resets.services import Completion, ResetService
@@ -105,6 +105,10 @@ class FlowService:
         """A new flow at the start of the tree. ``return_to`` is kept only when its origin is
         allowed; otherwise the configured default is used (DESIGN §5.7: no open redirect)."""
         flow = RecoveryFlow(
+            # Chosen here, not at the INSERT: the flow is written once, in its state at the end
+            # of the request (a reset request starts one and moves it on before anything is sent).
+            id=new_flow_id(),
+            status=FlowStatus.ACTIVE,
             node=self.tree.start,
             locale=locale,
             return_to=self.safe_return_to(return_to),
@@ -114,22 +118,16 @@ class FlowService:
         )
         flow.record(self.tree.start, "started")
         self.session.add(flow)
-        self.session.flush()
         return Step(flow, self.tree[flow.node])
 
     def request_email(self, flow_id: str | None, email: str, locale: str) -> Step:
         """The email-reset request of the JSON API: answer the flow's email form, starting a flow
         (or moving an unfinished one) there first when needed."""
-        if flow_id is None:
-            flow = self.start(locale).flow
-        else:
-            flow = self.get(flow_id)
-            if flow.status is not FlowStatus.ACTIVE:
-                raise FlowFinished()
+        flow = self.start(locale).flow if flow_id is None else self._active(flow_id)
         if self.tree[flow.node].type is not NodeType.EMAIL_FORM:
             flow.record(flow.node, "jumped", to=EMAIL_NODE)
             flow.node = EMAIL_NODE
-        return self.answer(flow.id, flow.node, email)
+        return self._apply(flow, flow.node, email)
 
     def redirect_after(self, completion: Completion) -> str:
         """Where the browser goes after a recovery finished outside the flow API (a link)."""
@@ -162,9 +160,15 @@ class FlowService:
 
     def answer(self, flow_id: str, node_id: str, value: str) -> Step:
         """Apply ``value`` as the answer to ``node_id``, which must be the flow's current node."""
+        return self._apply(self._active(flow_id), node_id, value)
+
+    def _active(self, flow_id: str) -> RecoveryFlow:
         flow = self.get(flow_id)
         if flow.status is not FlowStatus.ACTIVE:
             raise FlowFinished()
+        return flow
+
+    def _apply(self, flow: RecoveryFlow, node_id: str, value: str) -> Step:
         if node_id != flow.node:
             raise NodeNotCurrent(f"the current step is {flow.node!r}", current=flow.node)
         node = self.tree[flow.node]

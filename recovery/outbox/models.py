@@ -1,4 +1,4 @@
-"""The outbox: mail, SMS and webhooks written in the transaction that caused them, sent later."""
+"""The outbox: mail, SMS, webhooks and tasks, written with the change that caused them, run later."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ class Channel(enum.StrEnum):
     MAIL = "mail"
     SMS = "sms"
     WEBHOOK = "webhook"
+    #: Work a request hands over instead of doing it while the client waits (e.g. an email reset:
+    #: the account lookup, its secrets and the mail), run by the worker in its own transaction.
+    TASK = "task"
 
 
 class MessageStatus(enum.StrEnum):

@@ -1,8 +1,9 @@
-"""Writing to the outbox: mail and webhooks become rows in the caller's transaction.
+"""Writing to the outbox: mail, webhooks and tasks become rows in the caller's transaction.
 
 A feature that sends something calls ``OutboxService(session).enqueue_mail(...)`` (or
-``enqueue_webhook``) next to the change that caused it; the request boundary commits both or neither,
-and ``recovery worker`` delivers the row later. Nothing here talks to the network or commits, so a
+``enqueue_webhook``, or ``enqueue_task`` for work that need not keep the client waiting) next to
+the change that caused it; the request boundary commits both or neither, and ``recovery worker``
+handles the row later. Nothing here talks to the network or commits, so a
 slow SMTP server never slows a request.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +29,7 @@ from recovery.outbox.settings import DeliverySettings
 
 #: Printable ASCII without spaces: the key becomes a header value (webhook-id, Message-ID).
 _KEY = re.compile(r"[\x21-\x7e]{1,128}")
+_TASK = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 
 
@@ -108,6 +111,24 @@ class OutboxService:
             return None
         payload = {"type": event_type, "timestamp": _iso(utcnow()), "data": dict(data)}
         return self._insert(Channel.WEBHOOK, idempotency_key, payload)
+
+    def enqueue_task(self, task: str, args: Mapping[str, Any]) -> None:
+        """Queue ``task`` with its JSON ``args`` for the worker, which runs the handler registered
+        under that name (``recovery.wiring.task_handlers``) in a transaction of its own, after this
+        one commits. A request hands over work this way so the client does not wait for it.
+
+        Each call is a new task (its key is random): a retried request asks again, as the person
+        did. The row joins the session's next flush, next to the change that caused it.
+        """
+        if not _TASK.fullmatch(task):
+            raise ValueError(f"task names are lower-case words with underscores, got {task!r}")
+        self.session.add(
+            OutboxMessage(
+                channel=Channel.TASK,
+                idempotency_key=f"task:{task}:{secrets.token_urlsafe(16)}",
+                payload={"task": task, "args": dict(args)},
+            )
+        )
 
     def mailbox(self, limit: int = 50) -> list[OutboxMessage]:
         """The newest mail rows of every status, newest first: the development mailbox."""

@@ -1,4 +1,5 @@
-"""The outbox worker: delivers due messages with retries, backoff and a dead-letter state.
+"""The outbox worker: delivers due messages and runs due tasks, with retries, backoff and a
+dead-letter state.
 
 Each message is delivered in its own short transaction: lock the row, send, record the outcome,
 commit. On PostgreSQL the row is claimed with ``FOR UPDATE SKIP LOCKED``, so any number of workers
@@ -9,6 +10,10 @@ selection is plain and one worker process is the rule (the embedded setup runs o
 What remains is the crash between the receiver's "accepted" and our commit: the row is still
 pending and is sent again. The mail carries a Message-ID derived from the idempotency key and a
 webhook its ``webhook-id``, so the receiver can recognise the duplicate.
+
+A task (``Channel.TASK``) runs its handler inside a savepoint of that same transaction, so what the
+handler writes (secrets, the mail it queues) commits together with the task's ``sent`` status or
+not at all: a task is never half done, and a failed one is retried like a failed delivery.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,6 +51,9 @@ log = logging.getLogger(__name__)
 JITTER = 0.25
 MAX_ERROR_LENGTH = 500
 
+#: Runs one task: the worker's session (its transaction) and the task's ``args``.
+TaskHandler = Callable[[Session, dict[str, Any]], None]
+
 
 @dataclass(slots=True)
 class WorkerStats:
@@ -56,7 +65,9 @@ class WorkerStats:
 
 
 class Worker:
-    """Delivers the outbox's mail and webhooks (SMS rows wait for an SMS-capable worker)."""
+    """Delivers the outbox's mail and webhooks and runs its tasks (``tasks`` maps each task name to
+    its handler; without any, task rows wait for a worker that has them). SMS rows wait for an
+    SMS-capable worker."""
 
     def __init__(
         self,
@@ -65,6 +76,7 @@ class Worker:
         webhooks: WebhookSender,
         settings: DeliverySettings,
         *,
+        tasks: Mapping[str, TaskHandler] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         jitter: Callable[[], float] | None = None,
     ) -> None:
@@ -77,7 +89,8 @@ class Worker:
         self._jitter = jitter or random.Random().random  # noqa: S311
         self._stop = threading.Event()
         self.stats = WorkerStats()
-        self.channels = (Channel.MAIL, Channel.WEBHOOK)
+        self.tasks = dict(tasks or {})
+        self.channels = (Channel.MAIL, Channel.WEBHOOK) + ((Channel.TASK,) if self.tasks else ())
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -155,12 +168,15 @@ class Worker:
             ).first()
             if message is None:
                 return False
-            self._attempt(message, now)
+            self._attempt(session, message, now)
         return True
 
-    def _attempt(self, message: OutboxMessage, now: dt.datetime) -> None:
+    def _attempt(self, session: Session, message: OutboxMessage, now: dt.datetime) -> None:
         try:
-            self._send(message)
+            if message.channel == Channel.TASK:
+                self._run(session, message)
+            else:
+                self._send(message)
         except DeliveryError as exc:
             self._failed(message, now, str(exc), retryable=exc.retryable)
         except Exception as exc:
@@ -177,6 +193,16 @@ class Worker:
             message.last_error = None
             self.stats.sent += 1
             log.debug("outbox: sent %s message %s", message.channel.value, message.id)
+
+    def _run(self, session: Session, message: OutboxMessage) -> None:
+        name = message.payload.get("task")
+        handler = self.tasks.get(name) if isinstance(name, str) else None
+        if handler is None:
+            raise DeliveryError(f"no handler for the task {name!r}", retryable=False)
+        # A savepoint: a failing handler takes back what it wrote, and the attempt is still
+        # recorded on the task in the outer transaction.
+        with session.begin_nested():
+            handler(session, dict(message.payload.get("args") or {}))
 
     def _send(self, message: OutboxMessage) -> None:
         payload = message.payload

@@ -1,15 +1,17 @@
 """Self-service recovery by email: request a link and code, prove control, set a password, finish.
 
-DESIGN §5 shapes every step. A request does the same work whether or not the address belongs to an
-account (a decoy link and code are issued for no account), so neither the answer nor its timing
-tells anyone who has an account. A password change kills every outstanding secret (they are bound
-to the password), tells every verified address with a "this wasn't me" link, and tells the shop to
-end old sessions. The only sign-in a recovery grants is the single login ticket.
+DESIGN §5 shapes every step. A request only records itself and hands the rest to the outbox worker
+as a task (look the address up, issue the secrets, write the mail), so the request does the same
+work, in the same time, whether or not the address belongs to an account: neither its answer nor
+its timing can tell anyone who has one. A password change kills every outstanding secret (they
+are bound to the password), tells every verified address with a "this wasn't me" link, and tells
+the shop to end old sessions. The only sign-in a recovery grants is the single login ticket.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets as random_source
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,6 +57,13 @@ class Outbox(Protocol):
         self, event_type: str, data: dict[str, Any], idempotency_key: str
     ) -> object:
         """Store one signed webhook event for the shop."""
+
+    def enqueue_task(self, task: str, args: dict[str, Any]) -> None:
+        """Store one task for the worker, which calls the handler registered for ``task``."""
+
+
+#: The worker's task that answers an email-reset request (``ResetService.send_email_reset``).
+EMAIL_RESET_TASK = "email_reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,42 +111,53 @@ class ResetService:
     # -- 1. ask for a link and a code ---------------------------------------------------------------
 
     def request_email_reset(self, flow: RecoveryFlow, email: str) -> None:
-        """Send a link and a code to ``email`` if it is a verified address of an active account;
-        otherwise (optionally) a note that no account uses it. The caller answers the same either way.
-        ``email`` must be normalised."""
-        account = self._account_for_email(email)
-        # Both paths: supersede, issue a link and a code, write one outbox row (DESIGN §5.1).
-        self.secrets.supersede(account, RECOVERY_PROOFS)
-        token = self.secrets.issue_link(RESET_LINK, account, flow.id, "email")
-        code = self.secrets.issue_code(EMAIL_CODE, account, flow.id, "email")
+        """Record the request on ``flow`` and queue the task that answers it (``send_email_reset``).
+
+        Nothing here looks at accounts: every request writes the same rows, whoever owns
+        ``email``. ``email`` must be normalised."""
         masked = normalise.mask_email(email)
-        if account is not None:
-            self.outbox.enqueue_mail(
-                to=email,
-                template="reset",
-                locale=account.locale or flow.locale,
-                context={
-                    # The page opens in the mail's language, whatever the browser prefers.
-                    "link": self._url("/recover/reset", token=token, lang=account.locale),
-                    "code": code,
-                    "minutes": int(RESET_LINK.lifetime.total_seconds() // 60),
-                },
-                idempotency_key=f"reset:{flow.id}:{token[-16:]}",
-                secret=True,
-            )
-        elif self.settings.unknown_address_mail:
-            self.outbox.enqueue_mail(
-                to=email,
-                template="unknown_address",
-                locale=flow.locale,
-                context={"recover": self._url("/recover", lang=flow.locale)},
-                idempotency_key=f"unknown:{flow.id}:{token[-16:]}",
-            )
+        self.outbox.enqueue_task(
+            EMAIL_RESET_TASK, {"flow_id": flow.id, "email": email, "locale": flow.locale}
+        )
         flow.answers = {**flow.answers, "email": masked}
-        flow.record(flow.node, "email_requested", email=masked, matched=account is not None)
+        flow.record(flow.node, "email_requested", email=masked)
+
+    def send_email_reset(self, flow_id: str, email: str, locale: str) -> None:
+        """The worker's half of a request: a link and a code to ``email`` if it is a verified
+        address of an active account; otherwise (optionally) a note that no account uses it."""
+        account = self._account_for_email(email)
+        if account is None:
+            # A code nobody is sent: the flow's code form then counts tries and locks after the
+            # fifth exactly as it does for an account, so guessing tells nothing either.
+            self.secrets.issue_code(EMAIL_CODE, None, flow_id, "email")
+            if self.settings.unknown_address_mail:
+                self.outbox.enqueue_mail(
+                    to=email,
+                    template="unknown_address",
+                    locale=locale,
+                    context={"recover": self._url("/recover", lang=locale)},
+                    idempotency_key=f"unknown:{flow_id}:{random_source.token_urlsafe(12)}",
+                )
+            return
+        self.secrets.supersede(account, RECOVERY_PROOFS)
+        token = self.secrets.issue_link(RESET_LINK, account, flow_id, "email")
+        code = self.secrets.issue_code(EMAIL_CODE, account, flow_id, "email")
+        self.outbox.enqueue_mail(
+            to=email,
+            template="reset",
+            locale=account.locale or locale,
+            context={
+                # The page opens in the mail's language, whatever the browser prefers.
+                "link": self._url("/recover/reset", token=token, lang=account.locale or locale),
+                "code": code,
+                "minutes": int(RESET_LINK.lifetime.total_seconds() // 60),
+            },
+            idempotency_key=f"reset:{flow_id}:{token[-16:]}",
+            secret=True,
+        )
 
     def _account_for_email(self, email: str) -> Target | None:
-        # Columns, not the ORM entity: a hit then costs what a miss costs (DESIGN §5.1 timing).
+        # Columns, not the ORM entity: only what the secrets and the mail need.
         row = self.session.execute(
             select(
                 Account.id,

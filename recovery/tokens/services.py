@@ -28,8 +28,6 @@ from recovery.errors import Gone, InvalidToken, TokenExpired, TooManyAttempts
 from recovery.tokens.models import Secret, SecretKind
 
 CODE_DIGITS = 6
-#: An account id that never exists (ids start at 1): the "no account" key of ``supersede``.
-NO_ACCOUNT = 0
 #: Expired secrets are kept this long (for the audit of recent requests), then purged.
 PURGE_AFTER = dt.timedelta(days=1)
 MAX_CODE_ATTEMPTS = 5
@@ -118,15 +116,12 @@ class SecretService:
         """The single-use login ticket the shop redeems after a recovery."""
         return self.issue_link(LOGIN_TICKET, account, flow_id, method)
 
-    def supersede(self, account: AccountRef | None, purposes: Sequence[Purpose]) -> None:
-        """Kill the account's unused secrets of ``purposes``; a no-op (same query) without one."""
+    def supersede(self, account: AccountRef, purposes: Sequence[Purpose]) -> None:
+        """Kill the account's unused secrets of ``purposes``."""
         self.session.execute(
             update(Secret)
             .where(
-                # Without an account, probe an id no account has: the same one-key index lookup
-                # as a real account's. (``IS NULL`` would walk every decoy ever issued, and the
-                # unknown-address path would get slower than the known one as they pile up.)
-                Secret.account_id == (account.id if account else NO_ACCOUNT),
+                Secret.account_id == account.id,
                 Secret.purpose.in_([p.name for p in purposes]),
                 Secret.used_at.is_(None),
                 Secret.superseded_at.is_(None),

@@ -1,10 +1,14 @@
 import re
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from recovery.db import db
 from recovery.outbox.models import Channel, OutboxMessage
+from recovery.outbox.settings import DeliverySettings
+from recovery.outbox.worker import Worker
+from recovery.wiring import task_handlers
 from tests import factories
 
 STRONG = "a long passphrase nobody guesses 2026"
@@ -22,7 +26,24 @@ def anna():
     )
 
 
+def run_tasks():
+    """Run the tasks requests handed over (an email reset's lookup, secrets and mail), as
+    ``recovery worker`` does; the mail they queue stays in the outbox for the test to read."""
+    worker = Worker(
+        db.sessions,
+        None,
+        None,
+        DeliverySettings.from_config(current_app.config),
+        tasks=task_handlers(),
+    )
+    worker.channels = (Channel.TASK,)
+    while worker.run_once():
+        pass
+    db.session.expire_all()
+
+
 def mails(to=None):
+    run_tasks()
     rows = db.session.scalars(
         select(OutboxMessage)
         .where(OutboxMessage.channel == Channel.MAIL)

@@ -1,6 +1,9 @@
 """DESIGN §5.1 and §5.2 through the API: uniform answers, and links and codes that work once."""
 
+import re
+
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select, update
 
 from recovery.accounts.models import Account
@@ -16,7 +19,9 @@ from tests.integration.conftest import (
     request_reset,
 )
 
-VOLATILE_HEADERS = {"Date", "X-Request-Id"}
+#: Clock readings, not knowledge: X-RateLimit-Reset is "now + window" for a new identifier's
+#: counter, so two requests a second boundary apart differ there whoever owns the address.
+VOLATILE_HEADERS = {"Date", "X-Request-Id", "X-RateLimit-Reset"}
 
 
 def _start(client):
@@ -33,6 +38,33 @@ def test_known_and_unknown_addresses_get_identical_answers(client, anna):
     ).replace(unknown_flow, "F")
     strip = lambda r: {k: v for k, v in r.headers.items() if k not in VOLATILE_HEADERS}  # noqa: E731
     assert strip(known) == strip(unknown)
+
+
+def test_a_request_does_the_same_database_work_for_known_and_unknown_addresses(
+    client, anna, connection
+):
+    """The request only records itself and queues a task: it never reads an account, so neither
+    its answer nor its timing can depend on one (DESIGN §5.1). The worker does the rest."""
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(re.sub(r"sa_savepoint_\d+", "sa_savepoint", statement))
+
+    sa.event.listen(connection, "before_cursor_execute", record)  # every session's connection
+    try:
+        works = []
+        for email in ("anna@example.com", "nobody@example.com"):
+            flow = _start(client)
+            statements.clear()
+            assert request_reset(client, email, flow).status_code == 202
+            works.append(list(statements))
+    finally:
+        sa.event.remove(connection, "before_cursor_execute", record)
+    known, unknown = works
+    assert known == unknown
+    touched = " ".join(known).lower()
+    assert "outbox_message" in touched
+    assert " identity" not in touched and " account" not in touched and "secret" not in touched
 
 
 def test_mail_goes_only_to_the_known_address_plus_the_unknown_address_notice(client, anna):
@@ -121,6 +153,16 @@ def test_five_wrong_codes_kill_the_code(client, anna):
     assert answers == ["invalid_token"] * 4 + ["too_many_attempts"]
     response = new_password(client, flow_id=flow, code=right)
     assert response.get_json()["code"] == "too_many_attempts"
+
+
+def test_wrong_codes_for_an_unknown_address_end_as_for_a_known_one(client, anna):
+    flow = _start(client)
+    request_reset(client, "nobody@example.com", flow)
+    assert [m["template"] for m in mails()] == ["unknown_address"]
+    answers = [
+        new_password(client, flow_id=flow, code="123456").get_json()["code"] for _ in range(6)
+    ]
+    assert answers == ["invalid_token"] * 4 + ["too_many_attempts"] * 2
 
 
 def test_a_weak_password_costs_nothing(client, anna):

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, TEST_SECRET_KEYS
+from tests.conftest import REDIS_URL, TEST_SECRET_KEYS, empty_tables
 
 pytestmark = pytest.mark.redis
 
@@ -70,6 +70,7 @@ def two_instances(database_url):
         for server in servers:
             server.terminate()
             server.wait(timeout=10)
+        empty_tables(database_url)  # their requests committed flows and tasks
 
 
 def test_the_identifier_limit_is_shared_by_two_processes(two_instances):

@@ -184,12 +184,3 @@ def test_purging_removes_only_long_expired_secrets(app, anna):
     assert result.output.strip() == "purged 1 expired secrets"
     assert db.session.scalar(select(func.count()).select_from(Secret)) == 1
     assert service.peek_link(RESET_LINK, live).account_id == anna.id
-
-
-def test_superseding_without_an_account_touches_no_decoy(app, anna):
-    from sqlalchemy import select
-
-    service = SecretService(db.session, TEST_SECRET_KEYS)
-    service.issue_link(RESET_LINK, None, None, "email")
-    service.supersede(None, [RESET_LINK])
-    assert db.session.scalars(select(Secret)).one().superseded_at is None

@@ -26,7 +26,7 @@ def test_defaults(instance):
     assert config["WEBHOOK_SECRET"] is None
     settings = DeliverySettings.from_config(config)
     assert (settings.max_attempts, settings.backoff_base, settings.backoff_cap) == (8, 30, 3600)
-    assert settings.poll_interval == 5
+    assert settings.poll_interval == 1
 
 
 def test_an_smtp_url_selects_smtp(instance, monkeypatch):
