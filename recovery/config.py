@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,20 @@ DEFAULTS: dict[str, Any] = {
     "RESET_RATE_LIMIT_PER_IDENTIFIER": "5 per minute;20 per day",
     "RESET_RATE_LIMIT_PER_IP": "20 per minute",
     "VERIFY_RATE_LIMIT_PER_FLOW": "10 per minute",
+    "RESET_MAILS_PER_ACCOUNT_PER_HOUR": 10,  # more requests for one account send nothing more
+    # lifetimes of the secrets (DESIGN §5.2 defaults)
+    "RESET_LINK_MINUTES": 60,
+    "EMAIL_CODE_MINUTES": 60,
+    "SMS_CODE_MINUTES": 10,
 }
+
+#: DESIGN §5.3: production refuses limits looser than these (development only warns).
+RATE_LIMIT_FLOORS = {
+    "RESET_RATE_LIMIT_PER_IDENTIFIER": "5 per minute;20 per day",
+    "RESET_RATE_LIMIT_PER_IP": "20 per minute",
+}
+#: The longest a reset link or code may live: a secret in a mailbox must not outlive the day.
+MAX_SECRET_MINUTES = 24 * 60
 
 
 class ConfigError(RuntimeError):
@@ -142,12 +155,38 @@ def _import_workers(app: Flask, value: Any) -> int:
 def _rate_limit(key: str) -> Callable[[Flask, Any], str]:
     def check(app: Flask, value: Any) -> str:
         try:
-            parse_many(str(value))
+            items = parse_many(str(value))
         except ValueError:
             raise ConfigError(
                 key, f"is not a rate limit such as '5 per minute': {value!r}"
             ) from None
+        floor = RATE_LIMIT_FLOORS.get(key)
+        looser = [f for f in parse_many(floor) if not _holds(items, f)] if floor else []
+        if looser:
+            problem = f"{value!r} allows more than {looser[0]} (DESIGN §5.3 floor: {floor})"
+            if app.config["ENV"] == "production":
+                raise ConfigError(key, problem)
+            log.warning("%s_%s: %s", PREFIX, key, problem)
         return str(value)
+
+    return check
+
+
+def _holds(items: list[RateLimitItem], floor: RateLimitItem) -> bool:
+    """Some item of ``items`` admits no more requests than ``floor`` in any of its windows: a
+    shorter window repeats, so ``a per w`` admits ``a * ceil(W / w)`` in a window ``W``."""
+    window = floor.get_expiry()
+    return any(item.amount * -(-window // item.get_expiry()) <= floor.amount for item in items)
+
+
+def _minutes(key: str) -> Callable[[Flask, Any], int]:
+    positive = _positive_int(key)
+
+    def check(app: Flask, value: Any) -> int:
+        number = positive(app, value)
+        if number > MAX_SECRET_MINUTES:
+            raise ConfigError(key, f"must be at most {MAX_SECRET_MINUTES} (a day), got {number}")
+        return number
 
     return check
 
@@ -372,4 +411,8 @@ _CHECKS: dict[str, Callable[[Flask, Any], Any]] = {
     "RESET_RATE_LIMIT_PER_IDENTIFIER": _rate_limit("RESET_RATE_LIMIT_PER_IDENTIFIER"),
     "RESET_RATE_LIMIT_PER_IP": _rate_limit("RESET_RATE_LIMIT_PER_IP"),
     "VERIFY_RATE_LIMIT_PER_FLOW": _rate_limit("VERIFY_RATE_LIMIT_PER_FLOW"),
+    "RESET_MAILS_PER_ACCOUNT_PER_HOUR": _positive_int("RESET_MAILS_PER_ACCOUNT_PER_HOUR"),
+    "RESET_LINK_MINUTES": _minutes("RESET_LINK_MINUTES"),
+    "EMAIL_CODE_MINUTES": _minutes("EMAIL_CODE_MINUTES"),
+    "SMS_CODE_MINUTES": _minutes("SMS_CODE_MINUTES"),
 }

@@ -16,11 +16,21 @@ from recovery.flows.services import FlowService, FlowSettings
 from recovery.outbox.services import OutboxService
 from recovery.outbox.worker import TaskHandler
 from recovery.resets.services import EMAIL_RESET_TASK, ResetService, Settings
-from recovery.tokens.services import SecretService
+from recovery.tokens.services import EMAIL_CODE, RESET_LINK, SMS_CODE, SecretService
 
 
 def secret_service(session: Session | None = None) -> SecretService:
-    return SecretService(session or db.session, current_app.config["SECRET_KEYS"])
+    config = current_app.config
+    lifetimes = {
+        RESET_LINK.name: config["RESET_LINK_MINUTES"],
+        EMAIL_CODE.name: config["EMAIL_CODE_MINUTES"],
+        SMS_CODE.name: config["SMS_CODE_MINUTES"],
+    }
+    return SecretService(
+        session or db.session,
+        config["SECRET_KEYS"],
+        lifetimes={name: dt.timedelta(minutes=m) for name, m in lifetimes.items()},
+    )
 
 
 def reset_service(session: Session | None = None) -> ResetService:
@@ -32,7 +42,9 @@ def reset_service(session: Session | None = None) -> ResetService:
         secret_service(session),
         OutboxService(session),
         Settings(
-            public_url=config["PUBLIC_URL"], unknown_address_mail=config["UNKNOWN_ADDRESS_MAIL"]
+            public_url=config["PUBLIC_URL"],
+            unknown_address_mail=config["UNKNOWN_ADDRESS_MAIL"],
+            mails_per_account_per_hour=config["RESET_MAILS_PER_ACCOUNT_PER_HOUR"],
         ),
     )
 

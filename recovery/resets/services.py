@@ -11,13 +11,14 @@ the shop to end old sessions. The only sign-in a recovery grants is the single l
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets as random_source
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recovery.accounts import password_policy
@@ -62,6 +63,8 @@ class Outbox(Protocol):
         """Store one task for the worker, which calls the handler registered for ``task``."""
 
 
+log = logging.getLogger(__name__)
+
 #: The worker's task that answers an email-reset request (``ResetService.send_email_reset``).
 EMAIL_RESET_TASK = "email_reset"
 
@@ -70,6 +73,9 @@ EMAIL_RESET_TASK = "email_reset"
 class Settings:
     public_url: str
     unknown_address_mail: bool
+    #: The per-account limit (DESIGN §5.3), kept by the worker: a refusal at the request would
+    #: tell who has an account, so past it requests are answered as always and send nothing.
+    mails_per_account_per_hour: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +145,15 @@ class ResetService:
                     idempotency_key=f"unknown:{flow_id}:{random_source.token_urlsafe(12)}",
                 )
             return
+        if self._recent_resets(account.id) >= self.settings.mails_per_account_per_hour:
+            log.warning(
+                "email reset for account %s not sent: per-account limit reached", account.id
+            )
+            return
         self.secrets.supersede(account, RECOVERY_PROOFS)
         token = self.secrets.issue_link(RESET_LINK, account, flow_id, "email")
         code = self.secrets.issue_code(EMAIL_CODE, account, flow_id, "email")
+        lifetime = min(self.secrets.lifetime(RESET_LINK), self.secrets.lifetime(EMAIL_CODE))
         self.outbox.enqueue_mail(
             to=email,
             template="reset",
@@ -150,11 +162,25 @@ class ResetService:
                 # The page opens in the mail's language, whatever the browser prefers.
                 "link": self._url("/recover/reset", token=token, lang=account.locale or locale),
                 "code": code,
-                "minutes": int(RESET_LINK.lifetime.total_seconds() // 60),
+                "minutes": int(lifetime.total_seconds() // 60),
             },
             idempotency_key=f"reset:{flow_id}:{token[-16:]}",
             secret=True,
         )
+
+    def _recent_resets(self, account_id: int) -> int:
+        """Reset links issued to the account in the last hour (the per-account limit)."""
+        since = self.now() - dt.timedelta(hours=1)
+        count = self.session.scalar(
+            select(func.count())
+            .select_from(Secret)
+            .where(
+                Secret.account_id == account_id,
+                Secret.purpose == RESET_LINK.name,
+                Secret.created_at > since,
+            )
+        )
+        return int(count or 0)
 
     def _account_for_email(self, email: str) -> Target | None:
         # Columns, not the ORM entity: only what the secrets and the mail need.

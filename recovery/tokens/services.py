@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,17 +76,25 @@ def fingerprint(account: AccountRef | None) -> str:
 
 
 class SecretService:
+    """``lifetimes`` overrides a purpose's default lifetime by its name (the operator's settings)."""
+
     def __init__(
         self,
         session: Session,
         keys: Sequence[str],
         now: Callable[[], dt.datetime] = utcnow,
+        lifetimes: Mapping[str, dt.timedelta] | None = None,
     ) -> None:
         if not keys:
             raise ValueError("at least one secret key is needed")
         self.session = session
         self.keys = list(keys)  # newest first, as configured
         self.now = now
+        self.lifetimes = dict(lifetimes or {})
+
+    def lifetime(self, purpose: Purpose) -> dt.timedelta:
+        """How long a secret of ``purpose`` lives here."""
+        return self.lifetimes.get(purpose.name, purpose.lifetime)
 
     # -- issuing ----------------------------------------------------------------------------------
 
@@ -155,7 +163,7 @@ class SecretService:
             channel=channel,
             fingerprint=fingerprint(account),
             created_at=now,
-            expires_at=now + purpose.lifetime,
+            expires_at=now + self.lifetime(purpose),
         )
         self.session.add(secret)
         self.session.flush()
@@ -226,7 +234,7 @@ class SecretService:
     def _by_token(self, purpose: Purpose, token: str) -> Secret:
         try:
             random_id = self._serializer(purpose).loads(
-                token, max_age=int(purpose.lifetime.total_seconds())
+                token, max_age=int(self.lifetime(purpose).total_seconds())
             )
         except SignatureExpired:
             raise TokenExpired() from None

@@ -63,6 +63,9 @@ def test_a_test_mapping_wins_over_the_environment(instance, monkeypatch):
         ("RECOVERY_IMPORT_WORKERS", "all", "RECOVERY_IMPORT_WORKERS: must be a whole"),
         ("RECOVERY_API_RATE_LIMIT", "fast", "RECOVERY_API_RATE_LIMIT: is not a rate limit"),
         ("RECOVERY_DATABASE_ECHO", "maybe", "RECOVERY_DATABASE_ECHO: must be true or false"),
+        ("RECOVERY_RESET_LINK_MINUTES", "0", "RECOVERY_RESET_LINK_MINUTES: must be positive"),
+        ("RECOVERY_EMAIL_CODE_MINUTES", "1441", "RECOVERY_EMAIL_CODE_MINUTES: must be at most"),
+        ("RECOVERY_RESET_MAILS_PER_ACCOUNT_PER_HOUR", "0", "RECOVERY_RESET_MAILS_PER_ACCOUNT"),
     ],
 )
 def test_bad_settings_stop_start_up_naming_the_variable(
@@ -91,3 +94,56 @@ def test_production_needs_https(instance, monkeypatch):
     monkeypatch.setenv("RECOVERY_PUBLIC_URL", "https://help.example.com")
     monkeypatch.setenv("RECOVERY_SMTP_URL", "smtp://mail.example.com:587?starttls=true")
     assert create_app().config["ENV"] == "production"
+
+
+def _production(monkeypatch):
+    monkeypatch.setenv("RECOVERY_ENV", "production")
+    monkeypatch.setenv("RECOVERY_PUBLIC_URL", "https://help.example.com")
+    monkeypatch.setenv("RECOVERY_SMTP_URL", "smtp://mail.example.com:587?starttls=true")
+    monkeypatch.setenv("RECOVERY_SECRET_KEYS", "k" * 40)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IDENTIFIER", "5 per minute", "20 per 1 day"),
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IDENTIFIER", "1 per second;20 per day", "5 per 1 minute"),
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IDENTIFIER", "6/minute;20/day", "5 per 1 minute"),
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IP", "21 per minute", "20 per 1 minute"),
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IP", "11 per 30 seconds", "20 per 1 minute"),
+    ],
+)
+def test_production_refuses_rate_limits_looser_than_the_design(
+    instance, monkeypatch, caplog, variable, value, allowed
+):
+    _production(monkeypatch)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        create_app()
+    assert str(caught.value).startswith(f"{variable}: {value!r} allows more than {allowed}")
+    monkeypatch.setenv("RECOVERY_ENV", "development")
+    assert create_app().config[variable.removeprefix("RECOVERY_")] == value
+    assert "allows more than" in caplog.text  # development starts, with a warning
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IDENTIFIER", "3 per minute;10 per day"),
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IDENTIFIER", "2 per 30 seconds;1 per 2 hours"),
+        ("RECOVERY_RESET_RATE_LIMIT_PER_IP", "10 per 30 seconds"),
+    ],
+)
+def test_production_accepts_stricter_rate_limits(instance, monkeypatch, variable, value):
+    _production(monkeypatch)
+    monkeypatch.setenv(variable, value)
+    assert create_app().config[variable.removeprefix("RECOVERY_")] == value
+
+
+def test_the_defaults_meet_the_design_in_production(instance, monkeypatch):
+    _production(monkeypatch)
+    config = create_app().config
+    assert config["RESET_RATE_LIMIT_PER_IDENTIFIER"] == "5 per minute;20 per day"
+    assert config["RESET_RATE_LIMIT_PER_IP"] == "20 per minute"
+    assert (config["RESET_LINK_MINUTES"], config["EMAIL_CODE_MINUTES"]) == (60, 60)
+    assert config["SMS_CODE_MINUTES"] == 10

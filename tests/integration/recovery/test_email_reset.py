@@ -229,3 +229,31 @@ def test_the_new_password_is_an_argon2id_hash(client, anna):
     db.session.refresh(anna)
     assert anna.password_hash.startswith("$argon2id$")
     assert STRONG not in anna.password_hash
+
+
+@pytest.mark.parametrize("app_config", [{"RESET_LINK_MINUTES": 15, "EMAIL_CODE_MINUTES": 30}])
+def test_link_and_code_lifetimes_come_from_the_settings(client, anna):
+    request_reset(client, "anna@example.com")
+    (mail,) = mails()
+    assert "for 15 minutes" in mail["text"]  # the shorter of the two
+    lives = {
+        s.purpose: round((s.expires_at - s.created_at).total_seconds() / 60)
+        for s in db.session.scalars(select(Secret)).all()
+    }
+    assert lives == {"reset_link": 15, "email_code": 30}
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [{"RESET_MAILS_PER_ACCOUNT_PER_HOUR": 2, "RESET_RATE_LIMIT_PER_IDENTIFIER": "50 per minute"}],
+)
+def test_past_the_per_account_limit_requests_are_answered_alike_and_send_nothing(client, anna):
+    known = [request_reset(client, "anna@example.com") for _ in range(3)]
+    unknown = [request_reset(client, "nobody@example.com") for _ in range(3)]
+    assert [r.status_code for r in known + unknown] == [202] * 6
+    bodies = {
+        r.get_data(as_text=True).replace(r.get_json()["flow_id"], "F") for r in known + unknown
+    }
+    assert len(bodies) == 1
+    assert len(mails("anna@example.com")) == 2
+    assert len(mails("nobody@example.com")) == 3  # no account, no per-account limit
