@@ -22,6 +22,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Enum,
+    Index,
     Integer,
     MetaData,
     Text,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -372,4 +374,20 @@ def upsert_json(session: Session, table: Any, rows: list[dict[str, Any]], key: s
         assignments["updated_at"] = statement.excluded["updated_at"]
     session.execute(
         statement.on_conflict_do_update(index_elements=[key], set_=assignments, where=changed)
+    )
+
+
+def sparse_index(table: str, column_name: str) -> Index:
+    """An index on ``column_name`` holding only the rows where it is set (``IS NOT NULL``).
+
+    For columns most rows leave empty, or that are only ever looked up by a value: an equality or
+    ``IN`` on the column implies ``IS NOT NULL``, so PostgreSQL and SQLite still probe the index,
+    and a bulk insert does not pay an index entry for every row without a value.
+    """
+    predicate = text(f"{column_name} IS NOT NULL")
+    return Index(
+        f"ix_{table}_{column_name}",
+        column_name,
+        postgresql_where=predicate,
+        sqlite_where=predicate,
     )
