@@ -6,10 +6,10 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from recovery.db import Base, BigId, UTCDateTime, str_enum, utcnow
+from recovery.db import Base, BigId, UTCDateTime, sparse_index, str_enum, utcnow
 from recovery.identity.normalise import IdentityKind
 
 
@@ -29,6 +29,8 @@ class IdentitySource(enum.StrEnum):
 
 class Account(Base):
     __tablename__ = "account"
+    # Almost no account is merged: the index only holds those that are.
+    __table_args__ = (sparse_index("account", "merged_into_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
@@ -45,7 +47,7 @@ class Account(Base):
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     vip: Mapped[bool] = mapped_column(Boolean, default=False)
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -64,7 +66,8 @@ class Identity(Base):
     __table_args__ = (
         # The rule that makes an identifier point at one person: every exact lookup uses this index.
         UniqueConstraint("kind", "value"),
-        Index("ix_identity_fuzzy_key", "fuzzy_key"),
+        # Only e-mail identities have a fuzzy key.
+        sparse_index("identity", "fuzzy_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

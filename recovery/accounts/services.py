@@ -6,14 +6,14 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from recovery.accounts.models import Account, AccountStatus, Identity, IdentitySource
 from recovery.accounts.schemas import AccountData, AccountRecord, IdentityData
-from recovery.db import insert_rows, one_of, utcnow
+from recovery.db import insert_rows_json, one_of_json, utcnow
 from recovery.errors import IdentityConflict, NotFound, RecoveryError
 from recovery.identity import normalise
 from recovery.identity.normalise import IdentityKind
@@ -39,6 +39,37 @@ class _Existing:
 _ACCOUNT_FIELDS = ("display_name", "locale", "vip")
 
 
+class WantedIdentity(NamedTuple):
+    verified: bool
+    display: str  # normalise.mask of the value
+    fuzzy_key: str | None
+
+
+class PreparedAccount(NamedTuple):
+    """An ``AccountData`` with what ``upsert_many`` derives from it alone (its name key, each
+    identity once with its masked form and fuzzy key). Pure functions of the record, so the
+    importer computes them in its worker processes, next to validation; parsing a phone number
+    again to mask it is a good part of the cost of an account line."""
+
+    record: AccountData
+    name_key: str | None
+    identities: dict[IdentityKey, WantedIdentity]
+
+
+def prepare(record: AccountData) -> PreparedAccount:
+    """``record`` with its derived values (see ``PreparedAccount``)."""
+    wanted = {
+        key: WantedIdentity(
+            verified,
+            normalise.mask(*key),
+            normalise.email_fuzzy_key(key[1]) if key[0] is IdentityKind.EMAIL else None,
+        )
+        for key, verified in _dedupe(record.identities).items()
+    }
+    name_key = normalise.name_key(record.display_name) if record.display_name else None
+    return PreparedAccount(record, name_key, wanted)
+
+
 class AccountService:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -54,7 +85,9 @@ class AccountService:
             raise NotFound(f"no account with id {external_id!r}")
         return account
 
-    def upsert_many(self, records: Sequence[AccountRecord | AccountData]) -> list[Outcome]:
+    def upsert_many(
+        self, records: Sequence[AccountRecord | AccountData | PreparedAccount]
+    ) -> list[Outcome]:
         """Create or update accounts and their shop-provided identities, one ``Outcome`` per record.
 
         The same records twice leave the same state (the second time reports ``unchanged``). A record
@@ -64,31 +97,34 @@ class AccountService:
         removed by the shop. Repeats of one account id are applied in order.
         """
         outcomes: list[Outcome] = []
-        chunk: list[AccountData] = []
+        chunk: list[PreparedAccount] = []
         in_chunk: set[str] = set()
-        for record in (r.data() if isinstance(r, AccountRecord) else r for r in records):
-            if record.account_id in in_chunk:
+        for record in records:
+            if isinstance(record, AccountRecord):
+                record = record.data()
+            prepared = record if isinstance(record, PreparedAccount) else prepare(record)
+            if prepared.record.account_id in in_chunk:
                 outcomes += self._upsert_chunk(chunk)
                 chunk, in_chunk = [], set()
-            chunk.append(record)
-            in_chunk.add(record.account_id)
+            chunk.append(prepared)
+            in_chunk.add(prepared.record.account_id)
         if chunk:
             outcomes += self._upsert_chunk(chunk)
         return outcomes
 
     # -- one chunk: account ids unique ---------------------------------------------------------
 
-    def _upsert_chunk(self, records: list[AccountData]) -> list[Outcome]:
+    def _upsert_chunk(self, chunk: list[PreparedAccount]) -> list[Outcome]:
         now = utcnow()
-        existing = self._load_existing([r.account_id for r in records])
-        owners = self._owners({(i.kind, i.value) for r in records for i in r.identities})
+        existing = self._load_existing([p.record.account_id for p in chunk])
+        owners = self._owners({key for p in chunk for key in p.identities})
         claimed: dict[IdentityKey, str] = {}
         outcomes = []
-        accepted: list[tuple[AccountData, dict[IdentityKey, bool], Outcome]] = []
-        for record in records:
+        accepted: list[tuple[PreparedAccount, Outcome]] = []
+        for prepared in chunk:
+            record, wanted = prepared.record, prepared.identities
             outcome = Outcome(record.account_id)
             outcomes.append(outcome)
-            wanted = _dedupe(record.identities)
             clash = next(
                 (
                     (key, owner)
@@ -107,19 +143,19 @@ class AccountService:
                 )
                 continue
             claimed.update(dict.fromkeys(wanted, record.account_id))
-            accepted.append((record, wanted, outcome))
+            accepted.append((prepared, outcome))
 
         new_accounts = [
             {
-                **_account_row(record, now),
+                **_account_row(prepared, now),
                 "public_id": uuid.uuid4(),
                 "status": AccountStatus.ACTIVE,
             }
-            for record, _, _ in accepted
-            if record.account_id not in existing
+            for prepared, _ in accepted
+            if prepared.record.account_id not in existing
         ]
         table = Account.__table__
-        for account_id, external_id in insert_rows(
+        for account_id, external_id in insert_rows_json(
             self.session, table, new_accounts, returning=(table.c.id, table.c.external_id)
         ):
             existing[str(external_id)] = _Existing({"id": account_id}, {})
@@ -128,14 +164,19 @@ class AccountService:
         identity_inserts: list[dict[str, Any]] = []
         identity_updates: list[dict[str, Any]] = []
         identity_deletes: list[int] = []
-        for record, wanted, outcome in accepted:
-            state = existing[record.account_id]
+        for prepared, outcome in accepted:
+            state = existing[prepared.record.account_id]
             created = "external_id" not in state.account  # inserted just now
-            changes = {} if created else _account_changes(state.account, record, now)
+            changes = {} if created else _account_changes(state.account, prepared, now)
             if changes:
                 account_updates.append({"id": state.account["id"], **changes})
             identities_changed = _diff_identities(
-                state, wanted, now, identity_inserts, identity_updates, identity_deletes
+                state,
+                prepared.identities,
+                now,
+                identity_inserts,
+                identity_updates,
+                identity_deletes,
             )
             if created:
                 outcome.result = "created"
@@ -145,14 +186,14 @@ class AccountService:
         # Deletes first: an account may swap an identity for its own new spelling in one request.
         if identity_deletes:
             self.session.execute(
-                delete(Identity).where(one_of(self.session, Identity.id, identity_deletes))
+                delete(Identity).where(one_of_json(self.session, Identity.id, identity_deletes))
             )
         if account_updates:
             self.session.execute(update(Account), account_updates)
         if identity_updates:
             self.session.execute(update(Identity), identity_updates)
         # Core, not the ORM: every row has the same columns (None included), so it is one statement.
-        insert_rows(self.session, Identity.__table__, identity_inserts)
+        insert_rows_json(self.session, Identity.__table__, identity_inserts)
         return outcomes
 
     def _load_existing(self, external_ids: list[str]) -> dict[str, _Existing]:
@@ -164,7 +205,7 @@ class AccountService:
                 Account.locale,
                 Account.vip,
                 Account.password_hash,
-            ).where(one_of(self.session, Account.external_id, external_ids))
+            ).where(one_of_json(self.session, Account.external_id, external_ids))
         ).mappings()
         existing = {row["external_id"]: _Existing(dict(row)) for row in accounts}
         by_id = {state.account["id"]: state for state in existing.values()}
@@ -177,7 +218,7 @@ class AccountService:
                     Identity.value,
                     Identity.source,
                     Identity.verified_at,
-                ).where(one_of(self.session, Identity.account_id, by_id))
+                ).where(one_of_json(self.session, Identity.account_id, by_id))
             ).mappings()
             for row in identities:
                 by_id[row["account_id"]].identities[(row["kind"], row["value"])] = dict(row)
@@ -193,7 +234,7 @@ class AccountService:
             rows = self.session.execute(
                 select(Identity.value, Account.external_id, Account.public_id)
                 .join(Account, Identity.account_id == Account.id)
-                .where(Identity.kind == kind, one_of(self.session, Identity.value, values))
+                .where(Identity.kind == kind, one_of_json(self.session, Identity.value, values))
             )
             for value, external_id, public_id in rows:
                 # An account the service made itself has no shop id: name it by its public id.
@@ -210,12 +251,13 @@ def _dedupe(identities: Iterable[IdentityData]) -> dict[IdentityKey, bool]:
     return wanted
 
 
-def _account_row(record: AccountData, now: dt.datetime) -> dict[str, Any]:
+def _account_row(prepared: PreparedAccount, now: dt.datetime) -> dict[str, Any]:
+    record = prepared.record
     password_hash = record.password_hash.get_secret_value() if record.password_hash else None
     return {
         "external_id": record.account_id,
         "display_name": record.display_name,
-        "name_key": normalise.name_key(record.display_name) if record.display_name else None,
+        "name_key": prepared.name_key,
         "locale": record.locale,
         "vip": record.vip,
         "password_hash": password_hash,
@@ -226,9 +268,9 @@ def _account_row(record: AccountData, now: dt.datetime) -> dict[str, Any]:
 
 
 def _account_changes(
-    current: dict[str, Any], record: AccountData, now: dt.datetime
+    current: dict[str, Any], prepared: PreparedAccount, now: dt.datetime
 ) -> dict[str, Any]:
-    wanted = _account_row(record, now)
+    wanted = _account_row(prepared, now)
     changes = {name: wanted[name] for name in _ACCOUNT_FIELDS if current[name] != wanted[name]}
     if "display_name" in changes:
         changes["name_key"] = wanted["name_key"]
@@ -243,7 +285,7 @@ def _account_changes(
 
 def _diff_identities(
     state: _Existing,
-    wanted: dict[IdentityKey, bool],
+    wanted: dict[IdentityKey, WantedIdentity],
     now: dt.datetime,
     inserts: list[dict[str, Any]],
     updates: list[dict[str, Any]],
@@ -255,17 +297,15 @@ def _diff_identities(
     for key, current in state.identities.items():
         if key not in wanted and current["source"] == IdentitySource.SHOP:
             deletes.append(current["id"])
-    for (kind, value), verified in wanted.items():
+    for (kind, value), (verified, display, fuzzy_key) in wanted.items():
         if (kind, value) not in state.identities:
             inserts.append(
                 {
                     "account_id": account_id,
                     "kind": kind,
                     "value": value,
-                    "display": normalise.mask(kind, value),
-                    "fuzzy_key": normalise.email_fuzzy_key(value)
-                    if kind is IdentityKind.EMAIL
-                    else None,
+                    "display": display,
+                    "fuzzy_key": fuzzy_key,
                     "source": IdentitySource.SHOP,
                     "verified_at": now if verified else None,
                     "created_at": now,

@@ -7,10 +7,24 @@ the results are personal data: they are for authenticated staff tools, never ano
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from recovery.accounts.models import Account, Identity
@@ -73,6 +87,128 @@ class Candidate:
         return round(1.0 - miss, 4)
 
 
+# -- the evidence statement -------------------------------------------------------------------------
+#
+# Every exact lookup of one resolution is one statement: a UNION ALL of one indexed select per hint
+# kind and table, each labelled with its ``part``. A round trip and the ORM's entity loading cost
+# more than the index probes themselves, so the rows come back as plain Core rows, and the
+# statements are built once (their compiled form is then cached by SQLAlchemy) instead of per call.
+
+_EMAIL_IDENTITIES, _EMAIL_ORDERS = 0, 1
+_PAYPAL_ORDERS, _PAYPAL_IDENTITIES = 2, 3
+_PHONE_IDENTITIES, _PHONE_ORDERS = 4, 5
+_NUMBER_ORDERS, _NUMBER_PAYERS = 6, 7
+
+_ORDER_COLUMNS = (
+    Order.id,
+    Order.account_id,
+    Order.number,
+    Order.placed_at,
+    Order.guest,
+    Order.email,
+    Order.email_fuzzy_key,
+    Order.phone,
+    Order.paypal_payer_id,
+    Order.paypal_email,
+)
+_IDENTITY_COLUMNS = (
+    Identity.kind,
+    Identity.value,
+    Identity.fuzzy_key,
+    Identity.display,
+    Identity.verified_at,
+)
+
+
+def _null(column: Any) -> Any:
+    return cast(null(), column.type).label(column.key)
+
+
+def _identity_part(part: int, *conditions: ColumnElement[bool]) -> Select[Any]:
+    columns = [
+        literal_column(str(part), Integer).label("part"),
+        Identity.id,
+        Identity.account_id,
+        *(_null(c) for c in _ORDER_COLUMNS[2:]),
+        *_IDENTITY_COLUMNS,
+    ]
+    return select(*columns).where(*conditions)
+
+
+def _order_part(part: int, condition: ColumnElement[bool]) -> Select[Any]:
+    columns = [
+        literal_column(str(part), Integer).label("part"),
+        *_ORDER_COLUMNS,
+        *(_null(c) for c in _IDENTITY_COLUMNS),
+    ]
+    return select(*columns).where(condition)
+
+
+def _values(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+_PARTS: dict[int, Select[Any]] = {
+    # One select per table finds exact and fuzzy email matches (an exact match is also fuzzy, and
+    # counts only once, as exact).
+    _EMAIL_IDENTITIES: _identity_part(
+        _EMAIL_IDENTITIES,
+        Identity.kind == IdentityKind.EMAIL,
+        or_(Identity.value.in_(_values("emails")), Identity.fuzzy_key.in_(_values("email_keys"))),
+    ),
+    _EMAIL_ORDERS: _order_part(
+        _EMAIL_ORDERS,
+        or_(Order.email.in_(_values("emails")), Order.email_fuzzy_key.in_(_values("email_keys"))),
+    ),
+    _PAYPAL_ORDERS: _order_part(_PAYPAL_ORDERS, Order.paypal_email.in_(_values("paypal_emails"))),
+    _PAYPAL_IDENTITIES: _identity_part(
+        _PAYPAL_IDENTITIES,
+        Identity.kind == IdentityKind.EMAIL,
+        Identity.value.in_(_values("paypal_emails")),
+    ),
+    _PHONE_IDENTITIES: _identity_part(
+        _PHONE_IDENTITIES,
+        Identity.kind == IdentityKind.PHONE,
+        Identity.value.in_(_values("phones")),
+    ),
+    _PHONE_ORDERS: _order_part(_PHONE_ORDERS, Order.phone.in_(_values("phones"))),
+    _NUMBER_ORDERS: _order_part(_NUMBER_ORDERS, Order.number.in_(_values("numbers"))),
+    # A guest order may carry only the PayPal payer: the account signed in with that payer.
+    _NUMBER_PAYERS: _identity_part(
+        _NUMBER_PAYERS,
+        Identity.kind == IdentityKind.PAYPAL,
+        Identity.value.in_(
+            select(Order.paypal_payer_id).where(
+                Order.number.in_(_values("numbers")), Order.paypal_payer_id.is_not(None)
+            )
+        ),
+    ),
+}
+
+#: Which parts each kind of hint needs, with the name of its values in the statement.
+_HINT_PARTS = (
+    ("emails", (_EMAIL_IDENTITIES, _EMAIL_ORDERS)),
+    ("paypal_emails", (_PAYPAL_ORDERS, _PAYPAL_IDENTITIES)),
+    ("phones", (_PHONE_IDENTITIES, _PHONE_ORDERS)),
+    ("numbers", (_NUMBER_ORDERS, _NUMBER_PAYERS)),
+)
+
+
+@functools.cache
+def _evidence_statement(parts: tuple[int, ...]) -> Select[Any]:
+    """The UNION ALL of ``parts``, in part order (then by id, so the evidence order is stable)."""
+    union = union_all(*(_PARTS[part] for part in parts)).subquery("hits")
+    return select(union).order_by(union.c.part, union.c.id)
+
+
+_ACCOUNTS = (
+    select(Account)
+    .where(Account.id.in_(_values("ids")))
+    # One query for the accounts and their identities; unique() folds the join's repeated rows.
+    .options(joinedload(Account.identities))
+)
+
+
 class ResolutionService:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -85,106 +221,99 @@ class ResolutionService:
             if account_id is not None:
                 found.setdefault(account_id, []).append(evidence)
 
-        self._emails(hints.emails, "email", add)
-        self._paypal_emails(hints.paypal_emails, add)
-        self._phones(hints.phones, add)
-        self._order_numbers(hints.order_numbers, add)
+        self._exact(hints, add)
         self._names(hints.names, add)
         return self._candidates(found, limit)
 
-    # -- one method per hint kind; each is one or two indexed queries ---------------------------------
+    # -- exact (and fuzzy email) matches: one statement for every kind of hint -------------------
 
-    def _emails(self, emails: list[str], hint_kind: str, add: _Add) -> None:
-        if not emails:
+    def _exact(self, hints: Hints, add: _Add) -> None:
+        values: dict[str, list[str]] = {
+            "emails": hints.emails,
+            "paypal_emails": hints.paypal_emails,
+            "phones": hints.phones,
+            "numbers": hints.order_numbers,
+        }
+        parts = tuple(part for name, pair in _HINT_PARTS if values[name] for part in pair)
+        if not parts:
             return
-        shown = {email: normalise.mask_email(email) for email in emails}
-        fuzzy = {normalise.email_fuzzy_key(email): shown[email] for email in emails}
-        # One query per table finds exact and fuzzy matches (an exact match is also fuzzy, and
-        # counts only once, as exact): every statement is a round trip on the lookup's hot path.
-        identities = self._identities(
-            IdentityKind.EMAIL, or_(Identity.value.in_(emails), Identity.fuzzy_key.in_(fuzzy))
-        )
-        for identity in identities:
-            if identity.value in shown:
-                evidence = _identity_evidence(hint_kind, shown[identity.value], identity)
-            else:
-                evidence = Evidence(
-                    hint_kind,
-                    fuzzy[identity.fuzzy_key or ""],
-                    "identity",
-                    identity.display,
-                    "fuzzy",
-                    Weight.FUZZY_IDENTITY,
-                    "same mailbox ignoring dots and +tags",
-                )
-            add(identity.account_id, evidence)
-        for order in self._orders(or_(Order.email.in_(emails), Order.email_fuzzy_key.in_(fuzzy))):
-            if order.email in shown:
-                evidence = _order_evidence(
-                    hint_kind, shown[order.email], order, Weight.ORDER_CONTACT, "contact email"
-                )
-            else:
-                evidence = _order_evidence(
-                    hint_kind,
-                    fuzzy[order.email_fuzzy_key or ""],
-                    order,
-                    Weight.FUZZY_ORDER,
-                    "contact email ignoring dots and +tags",
-                    match="fuzzy",
-                )
-            add(order.account_id, evidence)
+        params: dict[str, list[str]] = {name: given for name, given in values.items() if given}
+        email_keys = {normalise.email_fuzzy_key(email): email for email in hints.emails}
+        if hints.emails:
+            params["email_keys"] = list(email_keys)
+        rows: dict[int, list[Row[Any]]] = {part: [] for part in parts}
+        for row in self.session.execute(_evidence_statement(parts), params):
+            rows[row.part].append(row)
 
-    def _paypal_emails(self, emails: list[str], add: _Add) -> None:
-        if not emails:
-            return
-        shown = {email: normalise.mask_email(email) for email in emails}
-        for order in self._orders(Order.paypal_email.in_(emails)):
-            assert order.paypal_email is not None
-            add(
-                order.account_id,
-                _order_evidence(
+        if hints.emails:
+            shown = {email: normalise.mask_email(email) for email in hints.emails}
+            fuzzy = {key: shown[email] for key, email in email_keys.items()}
+            for identity in rows[_EMAIL_IDENTITIES]:
+                if identity.value in shown:
+                    evidence = _identity_evidence("email", shown[identity.value], identity)
+                else:
+                    evidence = Evidence(
+                        "email",
+                        fuzzy[identity.fuzzy_key or ""],
+                        "identity",
+                        identity.display,
+                        "fuzzy",
+                        Weight.FUZZY_IDENTITY,
+                        "same mailbox ignoring dots and +tags",
+                    )
+                add(identity.account_id, evidence)
+            for order in rows[_EMAIL_ORDERS]:
+                if order.email in shown:
+                    evidence = _order_evidence(
+                        "email", shown[order.email], order, Weight.ORDER_CONTACT, "contact email"
+                    )
+                else:
+                    evidence = _order_evidence(
+                        "email",
+                        fuzzy[order.email_fuzzy_key or ""],
+                        order,
+                        Weight.FUZZY_ORDER,
+                        "contact email ignoring dots and +tags",
+                        match="fuzzy",
+                    )
+                add(order.account_id, evidence)
+
+        if hints.paypal_emails:
+            shown = {email: normalise.mask_email(email) for email in hints.paypal_emails}
+            for order in rows[_PAYPAL_ORDERS]:
+                evidence = _order_evidence(
                     "paypal_email",
                     shown[order.paypal_email],
                     order,
                     Weight.PAYPAL_ORDER_EMAIL,
                     "PayPal email",
-                ),
-            )
-        # People often pay with the address they shop with.
-        for identity in self._identities(IdentityKind.EMAIL, Identity.value.in_(emails)):
-            add(
-                identity.account_id,
-                _identity_evidence("paypal_email", shown[identity.value], identity),
-            )
+                )
+                add(order.account_id, evidence)
+            # People often pay with the address they shop with.
+            for identity in rows[_PAYPAL_IDENTITIES]:
+                evidence = _identity_evidence("paypal_email", shown[identity.value], identity)
+                add(identity.account_id, evidence)
 
-    def _phones(self, phones: list[str], add: _Add) -> None:
-        if not phones:
-            return
-        shown = {phone: normalise.mask_phone(phone) for phone in phones}
-        for identity in self._identities(IdentityKind.PHONE, Identity.value.in_(phones)):
-            add(identity.account_id, _identity_evidence("phone", shown[identity.value], identity))
-        for order in self._orders(Order.phone.in_(phones)):
-            assert order.phone is not None
-            add(
-                order.account_id,
-                _order_evidence(
+        if hints.phones:
+            shown = {phone: normalise.mask_phone(phone) for phone in hints.phones}
+            for identity in rows[_PHONE_IDENTITIES]:
+                add(
+                    identity.account_id,
+                    _identity_evidence("phone", shown[identity.value], identity),
+                )
+            for order in rows[_PHONE_ORDERS]:
+                evidence = _order_evidence(
                     "phone", shown[order.phone], order, Weight.ORDER_CONTACT, "contact phone"
-                ),
-            )
+                )
+                add(order.account_id, evidence)
 
-    def _order_numbers(self, numbers: list[str], add: _Add) -> None:
-        if not numbers:
-            return
-        orders = self._orders(Order.number.in_(numbers))
-        for order in orders:
-            add(
-                order.account_id,
-                _order_evidence("order_number", order.number, order, Weight.ORDER_NUMBER),
-            )
-        # A guest order may carry only the PayPal payer: the account signed in with that payer.
-        payers = {o.paypal_payer_id: o for o in orders if o.paypal_payer_id}
-        if payers:
-            for identity in self._identities(IdentityKind.PAYPAL, Identity.value.in_(payers)):
+        if hints.order_numbers:
+            orders = rows[_NUMBER_ORDERS]
+            for order in orders:
+                evidence = _order_evidence("order_number", order.number, order, Weight.ORDER_NUMBER)
+                add(order.account_id, evidence)
+            payers = {o.paypal_payer_id: o for o in orders if o.paypal_payer_id}
+            for identity in rows[_NUMBER_PAYERS]:
                 order = payers[identity.value]
                 add(
                     identity.account_id,
@@ -224,13 +353,7 @@ class ResolutionService:
                 ),
             )
 
-    # -- shared lookups ------------------------------------------------------------------------
-
-    def _identities(self, kind: IdentityKind, condition: ColumnElement[bool]) -> list[Identity]:
-        return list(self.session.scalars(select(Identity).where(Identity.kind == kind, condition)))
-
-    def _orders(self, condition: ColumnElement[bool]) -> list[Order]:
-        return list(self.session.scalars(select(Order).where(condition)))
+    # -- the candidates ------------------------------------------------------------------------
 
     def _candidates(self, found: dict[int, list[Evidence]], limit: int) -> list[Candidate]:
         if not found:
@@ -253,15 +376,14 @@ class ResolutionService:
         return ranked[:limit]
 
     def _accounts(self, ids: Iterable[int]) -> dict[int, Account]:
-        # One query for the accounts and their identities; unique() folds the join's repeated rows.
-        rows = self.session.scalars(
-            select(Account).where(Account.id.in_(list(ids))).options(joinedload(Account.identities))
-        ).unique()
+        rows = self.session.scalars(_ACCOUNTS, {"ids": list(ids)}).unique()
         return {account.id: account for account in rows}
 
 
-def _identity_evidence(hint_kind: str, hint: str, identity: Identity) -> Evidence:
-    if identity.verified:
+def _identity_evidence(hint_kind: str, hint: str, identity: Row[Any]) -> Evidence:
+    """Evidence from an identity row (the ``_IDENTITY_COLUMNS`` of an evidence row)."""
+    verified = identity.verified_at is not None
+    if verified:
         weight = (
             Weight.VERIFIED_PHONE
             if identity.kind is IdentityKind.PHONE
@@ -269,7 +391,7 @@ def _identity_evidence(hint_kind: str, hint: str, identity: Identity) -> Evidenc
         )
     else:
         weight = Weight.UNVERIFIED_IDENTITY
-    state = "verified" if identity.verified else "unverified"
+    state = "verified" if verified else "unverified"
     return Evidence(
         hint_kind,
         hint,
@@ -284,7 +406,7 @@ def _identity_evidence(hint_kind: str, hint: str, identity: Identity) -> Evidenc
 def _order_evidence(
     hint_kind: str,
     hint: str,
-    order: Order,
+    order: Row[Any],
     weight: float,
     what: str | None = None,
     match: str = "exact",

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery.accounts.schemas import AccountData, AccountRecord
-from recovery.accounts.services import AccountService
+from recovery.accounts.services import AccountService, PreparedAccount, prepare
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -104,31 +104,40 @@ def bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 #: What checking one line gives: its data, the error that refuses it, or None for a blank line.
-Checked = AccountData | OrderData | RecoveryError | None
+Checked = PreparedAccount | OrderData | RecoveryError | None
+#: What the importer writes: an account or an order.
+Record = PreparedAccount | OrderData
 
 #: Lines each worker process validates at a time; an input shorter than this is checked in-process.
 CHUNK_LINES = 2000
 
 
 def check_line(raw: bytes) -> Checked:
-    """Validate one raw NDJSON line (``None`` if it is blank)."""
+    """Validate one raw NDJSON line (``None`` if it is blank).
+
+    An account comes back prepared (``accounts.services.prepare``): what its write derives from the
+    record alone (masked identities above all, which parse phone numbers again) is then computed
+    where the line is checked, in the worker processes when there are any, not in the writer.
+    """
     if not raw.strip():
         return None
     if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
         too_long = FieldError("line", f"longer than {MAX_LINE_BYTES} bytes", "too_long")
         return ValidationFailed([too_long])
     try:
-        return validate_json(LINE, raw, drop=1).root.data()  # type: ignore[no-any-return]
+        data: AccountData | OrderData = validate_json(LINE, raw, drop=1).root.data()
     except RecoveryError as exc:
         return exc
+    return prepare(data) if isinstance(data, AccountData) else data
 
 
 # Between processes an error travels as plain values: exceptions pickle by calling the class with
 # ``args``, which ``ValidationFailed.__init__`` does not take.
 _WireError = tuple[str, str, list[tuple[str, str, str]]]
+_Wire = PreparedAccount | OrderData | _WireError | None
 
 
-def _to_wire(checked: Checked) -> AccountData | OrderData | _WireError | None:
+def _to_wire(checked: Checked) -> _Wire:
     if isinstance(checked, ValidationFailed):
         fields = [(e.field, e.message, e.code) for e in checked.errors]
         return ("validation_failed", checked.detail, fields)
@@ -139,8 +148,8 @@ def _to_wire(checked: Checked) -> AccountData | OrderData | _WireError | None:
     return checked
 
 
-def _from_wire(sent: AccountData | OrderData | _WireError | None) -> Checked:
-    if isinstance(sent, AccountData | OrderData) or sent is None:
+def _from_wire(sent: _Wire) -> Checked:
+    if isinstance(sent, PreparedAccount | OrderData) or sent is None:
         return sent
     code, detail, fields = sent
     if code == "malformed_request":
@@ -148,8 +157,8 @@ def _from_wire(sent: AccountData | OrderData | _WireError | None) -> Checked:
     return ValidationFailed([FieldError(*field) for field in fields], detail)
 
 
-def check_chunk(lines: list[bytes]) -> list[AccountData | OrderData | _WireError | None]:
-    """``check_line`` for each of ``lines``, in a worker process."""
+def check_chunk(lines: list[bytes]) -> list[_Wire]:
+    """``check_line`` for each of ``lines``, in a worker process (accounts come back prepared)."""
     return [_to_wire(check_line(raw)) for raw in lines]
 
 
@@ -206,7 +215,7 @@ class Importer:
 
     def run(self, lines: Iterable[bytes]) -> Iterator[Summary]:
         """Import ``lines`` (1-based numbers in errors); yields the running summary after each batch."""
-        batch: list[tuple[int, AccountData | OrderData]] = []
+        batch: list[tuple[int, Record]] = []
         for number, checked in checked_lines(lines, self.workers):
             self.summary.lines = number
             if checked is None:
@@ -223,7 +232,7 @@ class Importer:
             self._write(batch)
         yield self.summary
 
-    def _write(self, batch: list[tuple[int, AccountData | OrderData]]) -> None:
+    def _write(self, batch: list[tuple[int, Record]]) -> None:
         try:
             with self.session.begin_nested():
                 results = self._apply(batch)
@@ -245,10 +254,10 @@ class Importer:
                 self.summary.reject(number, error)
 
     def _apply(
-        self, batch: list[tuple[int, AccountData | OrderData]]
+        self, batch: list[tuple[int, Record]]
     ) -> list[tuple[int, str | None, RecoveryError | None]]:
         # Accounts first, so an order may name an account from the same batch.
-        accounts = [(n, r) for n, r in batch if isinstance(r, AccountData)]
+        accounts = [(n, r) for n, r in batch if not isinstance(r, OrderData)]
         orders = [(n, r) for n, r in batch if isinstance(r, OrderData)]
         results: list[tuple[int, str | None, RecoveryError | None]] = []
         if accounts:

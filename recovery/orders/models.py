@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recovery.accounts.models import Account
-from recovery.db import Base, BigId, UTCDateTime, str_enum, utcnow
+from recovery.db import Base, BigId, UTCDateTime, sparse_index, str_enum, utcnow
 
 
 class PaymentMethod(enum.StrEnum):
@@ -23,23 +23,34 @@ class PaymentMethod(enum.StrEnum):
 
 class Order(Base):
     __tablename__ = "shop_order"  # "order" is an SQL keyword
+    # Each lookup column is only ever probed for a value, and many orders leave it empty (few are
+    # paid with PayPal, guests have no account): the indexes skip the rows without one.
+    __table_args__ = tuple(
+        sparse_index("shop_order", name)
+        for name in (
+            "email",
+            "email_fuzzy_key",
+            "phone",
+            "paypal_payer_id",
+            "paypal_email",
+            "account_id",
+        )
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     #: ``normalise.order_number``: upper case, no spaces or dashes.
     number: Mapped[str] = mapped_column(String(64), unique=True)
     placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    email: Mapped[str | None] = mapped_column(String(255), index=True)
-    email_fuzzy_key: Mapped[str | None] = mapped_column(String(255), index=True)
-    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    email_fuzzy_key: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(32))
     payment_method: Mapped[PaymentMethod] = mapped_column(
         str_enum(PaymentMethod, "payment_method", length=24)
     )
-    paypal_payer_id: Mapped[str | None] = mapped_column(String(13), index=True)
-    paypal_email: Mapped[str | None] = mapped_column(String(255), index=True)
+    paypal_payer_id: Mapped[str | None] = mapped_column(String(13))
+    paypal_email: Mapped[str | None] = mapped_column(String(255))
     guest: Mapped[bool] = mapped_column(Boolean, default=False)
-    account_id: Mapped[int | None] = mapped_column(
-        ForeignKey("account.id", ondelete="SET NULL"), index=True
-    )
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
