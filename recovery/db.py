@@ -26,7 +26,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Text,
-    any_,
     bindparam,
     cast,
     column,
@@ -38,7 +37,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -202,98 +201,14 @@ def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``, one parameter however many.
-
-    A thousand-value ``IN`` is a new statement text for every count: psycopg re-parses its
-    placeholders each time (milliseconds per batch) and the server parses a long statement. The
-    array form is one short text for any number of values and probes the same index.
-    """
-    values = list(values)
-    if not is_postgresql(session):
-        return column.in_(values)  # type: ignore[no-any-return]
-    return column == any_(_array(column, values))  # type: ignore[no-any-return]
-
-
-def _array(column: Any, values: list[Any]) -> Any:
-    # psycopg's dialect renders the bind as "%(name)s::TYPE[]": the array's type is explicit.
-    return bindparam(None, values, type_=ARRAY(column.type))
-
-
-def insert_rows(
-    session: Session, table: Any, rows: list[dict[str, Any]], returning: Sequence[Any] = ()
-) -> list[Any]:
-    """``INSERT`` all ``rows`` (the same keys each); the ``returning`` columns of each, if any.
-
-    On PostgreSQL one ``INSERT ... SELECT FROM unnest(<one array per column>)``: a short statement
-    the driver does not re-parse per batch and the server plans once, instead of a statement of
-    rows x columns placeholders or one round of Bind/Execute per row. Elsewhere an executemany.
-    Column defaults computed in Python are not applied on PostgreSQL: ``rows`` must carry them.
-    """
-    if not rows:
-        return []
-    statement: Any
-    if is_postgresql(session):
-        statement = table.insert().from_select(
-            list(rows[0]), _unnest(table, rows), include_defaults=False
-        )
-        if returning:
-            return list(session.execute(statement.returning(*returning)))
-        session.execute(statement)
-        return []
-    if returning:
-        return list(session.execute(table.insert().returning(*returning), rows))
-    session.execute(table.insert(), rows)
-    return []
-
-
-def _unnest(table: Any, rows: list[dict[str, Any]]) -> Any:
-    names = list(rows[0])
-    arrays = [_array(table.c[name], [row[name] for row in rows]) for name in names]
-    values = func.unnest(*arrays).table_valued(*names).render_derived()
-    return select(*values.c)
-
-
-def upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE``, writing only rows whose values differ.
-
-    Unchanged rows are not rewritten, so replaying an import is cheap and leaves ``updated_at`` alone.
-    A key repeated in ``rows`` ends with its last row's values, as if the rows were run in order.
-    """
-    if not rows:
-        return
-    statement: postgresql.Insert | sqlite.Insert
-    postgres = is_postgresql(session)
-    if postgres:
-        # One statement for all rows (see insert_rows); it may touch each key only once.
-        rows = list({row[key]: row for row in rows}.values())
-        statement = postgresql.insert(table).from_select(
-            list(rows[0]), _unnest(table, rows), include_defaults=False
-        )
-    else:
-        statement = sqlite.insert(table)
-    compared = [name for name in rows[0] if name not in (key, "created_at", "updated_at")]
-    changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compared))
-    assignments = {name: statement.excluded[name] for name in compared}
-    if "updated_at" in rows[0]:
-        assignments["updated_at"] = statement.excluded["updated_at"]
-    upserting = statement.on_conflict_do_update(
-        index_elements=[key], set_=assignments, where=changed
-    )
-    if postgres:
-        session.execute(upserting)
-    else:
-        session.execute(upserting, rows)
-
-
-# -- batches as one JSON parameter (PostgreSQL) ------------------------------------------------------
+# -- batches as one parameter (PostgreSQL) ------------------------------------------------------------
 #
-# psycopg adapts a Python list to a PostgreSQL array element by element in Python (a regex per
-# value), which made the array parameters of ``insert_rows``/``upsert``/``one_of`` the largest Python
-# cost of a bulk import. ``json.dumps`` is C: a batch sent as one JSON document and expanded by the
-# server (``json_to_recordset``, ``json_array_elements_text``) costs a fraction of that. The helpers
-# below are the JSON twins of the ones above, with the same semantics; on other backends they are
-# the same statements as theirs.
+# A thousand-value ``IN`` or a multi-row ``VALUES`` is a new statement text for every batch size:
+# psycopg re-parses its placeholders each time and the server parses a long statement. These helpers
+# send a batch as ONE JSON document that the server expands (``json_to_recordset``,
+# ``json_array_elements_text``): one short statement for any size, planned once. JSON rather than
+# arrays because psycopg adapts a Python list element by element in Python (a regex per value), the
+# largest Python cost of a bulk import, while ``json.dumps`` is C. Other backends get the plain forms.
 
 
 @functools.lru_cache(maxsize=256)  # a batch's rows share their created_at/updated_at
@@ -316,8 +231,8 @@ def json_batch(values: Any) -> str:
     return json.dumps(values, default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
-def one_of_json(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
-    """``one_of``, with the values sent as one JSON array on PostgreSQL (strings, numbers).
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL the values go as one JSON array (strings, numbers).
 
     ``column IN (SELECT ... FROM json_array_elements_text(:values))``: a semi-join the planner
     runs as index probes, or, when it believes the table small (statistics not yet caught up with
@@ -343,38 +258,62 @@ def _recordset(table: Any, rows: list[dict[str, Any]]) -> Any:
     return select(*record.c)
 
 
-def insert_rows_json(
+def insert_rows(
     session: Session, table: Any, rows: list[dict[str, Any]], returning: Sequence[Any] = ()
 ) -> list[Any]:
-    """``insert_rows``, with the rows sent as one JSON document on PostgreSQL."""
-    if not rows or not is_postgresql(session):
-        return insert_rows(session, table, rows, returning)
-    statement = table.insert().from_select(
-        list(rows[0]), _recordset(table, rows), include_defaults=False
-    )
+    """``INSERT`` all ``rows`` (the same keys each); the ``returning`` columns of each, if any.
+
+    On PostgreSQL one ``INSERT ... SELECT FROM json_to_recordset(:rows)``; elsewhere an
+    executemany. Column defaults computed in Python are not applied on PostgreSQL: ``rows`` must
+    carry them.
+    """
+    if not rows:
+        return []
+    statement: Any
+    if is_postgresql(session):
+        statement = table.insert().from_select(
+            list(rows[0]), _recordset(table, rows), include_defaults=False
+        )
+        if returning:
+            return list(session.execute(statement.returning(*returning)))
+        session.execute(statement)
+        return []
     if returning:
-        return list(session.execute(statement.returning(*returning)))
-    session.execute(statement)
+        return list(session.execute(table.insert().returning(*returning), rows))
+    session.execute(table.insert(), rows)
     return []
 
 
-def upsert_json(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
-    """``upsert``, with the rows sent as one JSON document on PostgreSQL."""
-    if not rows or not is_postgresql(session):
-        upsert(session, table, rows, key)
+def upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE``, writing only rows whose values differ.
+
+    Unchanged rows are not rewritten, so replaying an import is cheap and leaves ``updated_at`` alone.
+    A key repeated in ``rows`` ends with its last row's values, as if the rows were run in order.
+    """
+    if not rows:
         return
-    rows = list({row[key]: row for row in rows}.values())
-    statement = postgresql.insert(table).from_select(
-        list(rows[0]), _recordset(table, rows), include_defaults=False
-    )
+    statement: postgresql.Insert | sqlite.Insert
+    postgres = is_postgresql(session)
+    if postgres:
+        # One statement for all rows (see insert_rows); it may touch each key only once.
+        rows = list({row[key]: row for row in rows}.values())
+        statement = postgresql.insert(table).from_select(
+            list(rows[0]), _recordset(table, rows), include_defaults=False
+        )
+    else:
+        statement = sqlite.insert(table)
     compared = [name for name in rows[0] if name not in (key, "created_at", "updated_at")]
     changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compared))
     assignments = {name: statement.excluded[name] for name in compared}
     if "updated_at" in rows[0]:
         assignments["updated_at"] = statement.excluded["updated_at"]
-    session.execute(
-        statement.on_conflict_do_update(index_elements=[key], set_=assignments, where=changed)
+    upserting = statement.on_conflict_do_update(
+        index_elements=[key], set_=assignments, where=changed
     )
+    if postgres:
+        session.execute(upserting)
+    else:
+        session.execute(upserting, rows)
 
 
 def sparse_index(table: str, column_name: str) -> Index:

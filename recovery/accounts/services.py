@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from recovery.accounts.models import Account, AccountStatus, Identity, IdentitySource
 from recovery.accounts.schemas import AccountData, AccountRecord, IdentityData
-from recovery.db import insert_rows_json, one_of_json, utcnow
+from recovery.db import insert_rows, one_of, utcnow
 from recovery.errors import IdentityConflict, NotFound, RecoveryError
 from recovery.identity import normalise
 from recovery.identity.normalise import IdentityKind
@@ -155,7 +155,7 @@ class AccountService:
             if prepared.record.account_id not in existing
         ]
         table = Account.__table__
-        for account_id, external_id in insert_rows_json(
+        for account_id, external_id in insert_rows(
             self.session, table, new_accounts, returning=(table.c.id, table.c.external_id)
         ):
             existing[str(external_id)] = _Existing({"id": account_id}, {})
@@ -186,14 +186,14 @@ class AccountService:
         # Deletes first: an account may swap an identity for its own new spelling in one request.
         if identity_deletes:
             self.session.execute(
-                delete(Identity).where(one_of_json(self.session, Identity.id, identity_deletes))
+                delete(Identity).where(one_of(self.session, Identity.id, identity_deletes))
             )
         if account_updates:
             self.session.execute(update(Account), account_updates)
         if identity_updates:
             self.session.execute(update(Identity), identity_updates)
         # Core, not the ORM: every row has the same columns (None included), so it is one statement.
-        insert_rows_json(self.session, Identity.__table__, identity_inserts)
+        insert_rows(self.session, Identity.__table__, identity_inserts)
         return outcomes
 
     def _load_existing(self, external_ids: list[str]) -> dict[str, _Existing]:
@@ -205,7 +205,7 @@ class AccountService:
                 Account.locale,
                 Account.vip,
                 Account.password_hash,
-            ).where(one_of_json(self.session, Account.external_id, external_ids))
+            ).where(one_of(self.session, Account.external_id, external_ids))
         ).mappings()
         existing = {row["external_id"]: _Existing(dict(row)) for row in accounts}
         by_id = {state.account["id"]: state for state in existing.values()}
@@ -218,7 +218,7 @@ class AccountService:
                     Identity.value,
                     Identity.source,
                     Identity.verified_at,
-                ).where(one_of_json(self.session, Identity.account_id, by_id))
+                ).where(one_of(self.session, Identity.account_id, by_id))
             ).mappings()
             for row in identities:
                 by_id[row["account_id"]].identities[(row["kind"], row["value"])] = dict(row)
@@ -234,7 +234,7 @@ class AccountService:
             rows = self.session.execute(
                 select(Identity.value, Account.external_id, Account.public_id)
                 .join(Account, Identity.account_id == Account.id)
-                .where(Identity.kind == kind, one_of_json(self.session, Identity.value, values))
+                .where(Identity.kind == kind, one_of(self.session, Identity.value, values))
             )
             for value, external_id, public_id in rows:
                 # An account the service made itself has no shop id: name it by its public id.

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.accounts.models import Account
-from recovery.db import one_of_json, upsert_json, utcnow
+from recovery.db import one_of, upsert, utcnow
 from recovery.errors import FieldError, NotFound, RecoveryError, ValidationFailed
 from recovery.identity import normalise
 from recovery.orders.models import Order
@@ -64,7 +64,7 @@ class OrderService:
         if account_ids:
             found = self.session.execute(
                 select(Account.external_id, Account.id).where(
-                    one_of_json(self.session, Account.external_id, account_ids)
+                    one_of(self.session, Account.external_id, account_ids)
                 )
             )
             known = {str(external_id): account_id for external_id, account_id in found}
@@ -72,7 +72,7 @@ class OrderService:
             row["number"]: dict(row)
             for row in self.session.execute(
                 select(*(Order.__table__.c[name] for name in _COMPARED)).where(
-                    one_of_json(self.session, Order.number, {r.order_number for r in records})
+                    one_of(self.session, Order.number, {r.order_number for r in records})
                 )
             ).mappings()
         }
@@ -110,5 +110,5 @@ class OrderService:
                 continue  # unchanged: nothing to write
             stored[record.order_number] = row
             rows[record.order_number] = {**row, "created_at": now, "updated_at": now}
-        upsert_json(self.session, Order.__table__, list(rows.values()), key="number")
+        upsert(self.session, Order.__table__, list(rows.values()), key="number")
         return outcomes
