@@ -32,10 +32,12 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     or_,
     select,
     text,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -330,3 +332,74 @@ def sparse_index(table: str, column_name: str) -> Index:
         postgresql_where=predicate,
         sqlite_where=predicate,
     )
+
+
+# -- rows a request writes once -------------------------------------------------------------------
+#
+# A request that only records itself (an email-reset request: a new flow and its task) should cost
+# one round trip, not the unit of work's bookkeeping for objects it never reads again.
+
+
+def insert_new(session: Session, *objects: Base) -> None:
+    """Write new ``objects`` in the session's transaction with one statement.
+
+    On PostgreSQL each object's ``INSERT`` but the last is a CTE of the last one's (data-modifying
+    CTEs all run, in one statement); elsewhere one ``INSERT`` each, in order (mind foreign keys).
+    The objects stay outside the session: their Python-side column defaults are filled in on them
+    first, but keys the server generates (an identity column) are not read back.
+    """
+    rows = [_column_values(obj) for obj in objects]
+    shape = tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
+    params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
+    if is_postgresql(session):
+        session.execute(_chained_insert(shape), params)
+    else:
+        for i, (table, names) in enumerate(shape):
+            session.execute(_single_insert(i, table, names), params)
+
+
+def _column_values(obj: Base) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attribute in sa_inspect(type(obj)).column_attrs:
+        column = attribute.columns[0]
+        value = getattr(obj, attribute.key)
+        if value is None and column.default is not None:
+            default = column.default
+            value = default.arg(None) if default.is_callable else default.arg
+            setattr(obj, attribute.key, value)
+        if value is None and column.primary_key and column.autoincrement in (True, "auto"):
+            continue  # the server's to choose
+        values[column.name] = value
+    return values
+
+
+def _param(index: int, name: str) -> str:
+    return f"r{index}_{name}"
+
+
+@functools.lru_cache(maxsize=64)
+def _single_insert(index: int, table: Any, names: tuple[str, ...]) -> Any:
+    return insert(table).values(
+        {name: bindparam(_param(index, name), type_=table.c[name].type) for name in names}
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _chained_insert(shape: tuple[tuple[Any, tuple[str, ...]], ...]) -> Any:
+    *first, (last_table, last_names) = shape
+    statement = _single_insert(len(first), last_table, last_names)
+    for i, (table, names) in enumerate(first):
+        statement = statement.add_cte(_single_insert(i, table, names).cte(f"new_{i}"))
+    return statement
+
+
+def relax_durability(session: Session) -> None:
+    """Let this transaction's COMMIT return before its WAL is on disk (PostgreSQL's
+    ``synchronous_commit = off``, for this transaction only; a no-op elsewhere).
+
+    A crash of the database server may then lose the last fraction of a second of such
+    transactions: whole ones, never half of one, and nothing else is at risk. Only for writes the
+    client may simply make again (a reset request: the person asks again).
+    """
+    if is_postgresql(session):
+        session.execute(text("SET LOCAL synchronous_commit TO off"))

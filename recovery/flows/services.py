@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from recovery.accounts.models import Account
 from recovery.config import origin_of
-from recovery.db import utcnow
+from recovery.db import insert_new, relax_durability, utcnow
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -104,6 +105,21 @@ class FlowService:
     def start(self, locale: str, return_to: str | None = None) -> Step:
         """A new flow at the start of the tree. ``return_to`` is kept only when its origin is
         allowed; otherwise the configured default is used (DESIGN §5.7: no open redirect)."""
+        flow = self._new(locale, return_to)
+        self.session.add(flow)
+        return Step(flow, self.tree[flow.node])
+
+    def request_email(self, flow_id: str | None, email: str, locale: str) -> Step:
+        """The email-reset request of the JSON API: answer the flow's email form, starting a flow
+        (or moving an unfinished one) there first when needed."""
+        flow = self._new(locale) if flow_id is None else self._active(flow_id)
+        if self.tree[flow.node].type is not NodeType.EMAIL_FORM:
+            flow.record(flow.node, "jumped", to=EMAIL_NODE)
+            flow.node = EMAIL_NODE
+        return self._apply(flow, flow.node, email)
+
+    def _new(self, locale: str, return_to: str | None = None) -> RecoveryFlow:
+        """A flow at the start of the tree, not yet in the session."""
         flow = RecoveryFlow(
             # Chosen here, not at the INSERT: the flow is written once, in its state at the end
             # of the request (a reset request starts one and moves it on before anything is sent).
@@ -117,17 +133,7 @@ class FlowService:
             expires_at=self.now() + self.settings.ttl,
         )
         flow.record(self.tree.start, "started")
-        self.session.add(flow)
-        return Step(flow, self.tree[flow.node])
-
-    def request_email(self, flow_id: str | None, email: str, locale: str) -> Step:
-        """The email-reset request of the JSON API: answer the flow's email form, starting a flow
-        (or moving an unfinished one) there first when needed."""
-        flow = self.start(locale).flow if flow_id is None else self._active(flow_id)
-        if self.tree[flow.node].type is not NodeType.EMAIL_FORM:
-            flow.record(flow.node, "jumped", to=EMAIL_NODE)
-            flow.node = EMAIL_NODE
-        return self._apply(flow, flow.node, email)
+        return flow
 
     def redirect_after(self, completion: Completion) -> str:
         """Where the browser goes after a recovery finished outside the flow API (a link)."""
@@ -197,9 +203,17 @@ class FlowService:
             email = normalise.email(value)
         except normalise.InvalidValue as exc:
             raise _bad_value(str(exc)) from None
-        self.resets.request_email_reset(flow, email)
+        task = self.resets.request_email_reset(flow, email)
         assert node.next is not None
-        return self._move(flow, node.next)
+        step = self._move(flow, node.next)
+        # A request anyone may repeat: its commit need not wait for the disk (db.relax_durability).
+        relax_durability(self.session)
+        if sa_inspect(flow).transient:
+            # A new flow and its task are all this request writes: one INSERT statement.
+            insert_new(self.session, flow, task)
+        else:
+            self.session.add(task)
+        return step
 
     def _code_form(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
         secret = self.resets.check_code(flow, value)

@@ -120,14 +120,17 @@ class OutboxService:
         Each call is a new task (its key is random): a retried request asks again, as the person
         did. The row joins the session's next flush, next to the change that caused it.
         """
+        self.session.add(self.task(task, args))
+
+    def task(self, task: str, args: Mapping[str, Any]) -> OutboxMessage:
+        """The row ``enqueue_task`` adds, for a caller that writes it itself (``db.insert_new``,
+        with the new rows it belongs to)."""
         if not _TASK.fullmatch(task):
             raise ValueError(f"task names are lower-case words with underscores, got {task!r}")
-        self.session.add(
-            OutboxMessage(
-                channel=Channel.TASK,
-                idempotency_key=f"task:{task}:{secrets.token_urlsafe(16)}",
-                payload={"task": task, "args": dict(args)},
-            )
+        return OutboxMessage(
+            channel=Channel.TASK,
+            idempotency_key=f"task:{task}:{secrets.token_urlsafe(16)}",
+            payload={"task": task, "args": dict(args)},
         )
 
     def mailbox(self, limit: int = 50) -> list[OutboxMessage]:

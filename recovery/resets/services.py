@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from recovery.accounts import password_policy
 from recovery.accounts.models import Account, AccountStatus, Identity
 from recovery.accounts.passwords import hash_password
-from recovery.db import utcnow
+from recovery.db import Base, utcnow
 from recovery.errors import InvalidToken, TooManyAttempts
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.identity import normalise
@@ -59,8 +59,9 @@ class Outbox(Protocol):
     ) -> object:
         """Store one signed webhook event for the shop."""
 
-    def enqueue_task(self, task: str, args: dict[str, Any]) -> None:
-        """Store one task for the worker, which calls the handler registered for ``task``."""
+    def task(self, task: str, args: dict[str, Any]) -> Base:
+        """One task for the worker (which calls the handler registered for ``task``), as the
+        row the caller stores."""
 
 
 log = logging.getLogger(__name__)
@@ -116,17 +117,18 @@ class ResetService:
 
     # -- 1. ask for a link and a code ---------------------------------------------------------------
 
-    def request_email_reset(self, flow: RecoveryFlow, email: str) -> None:
-        """Record the request on ``flow`` and queue the task that answers it (``send_email_reset``).
+    def request_email_reset(self, flow: RecoveryFlow, email: str) -> Base:
+        """Record the request on ``flow`` and return the task that answers it
+        (``send_email_reset``): the caller stores the task with the flow.
 
         Nothing here looks at accounts: every request writes the same rows, whoever owns
         ``email``. ``email`` must be normalised."""
         masked = normalise.mask_email(email)
-        self.outbox.enqueue_task(
-            EMAIL_RESET_TASK, {"flow_id": flow.id, "email": email, "locale": flow.locale}
-        )
         flow.answers = {**flow.answers, "email": masked}
         flow.record(flow.node, "email_requested", email=masked)
+        return self.outbox.task(
+            EMAIL_RESET_TASK, {"flow_id": flow.id, "email": email, "locale": flow.locale}
+        )
 
     def send_email_reset(self, flow_id: str, email: str, locale: str) -> None:
         """The worker's half of a request: a link and a code to ``email`` if it is a verified

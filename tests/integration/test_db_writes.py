@@ -1,0 +1,91 @@
+"""``db.insert_new`` and ``db.relax_durability``: the write of a request that only records itself."""
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recovery.db import db, insert_new, is_postgresql, relax_durability
+from recovery.flows.models import FlowStatus, RecoveryFlow
+from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
+
+
+def _flow(flow_id="f-insert-new"):
+    return RecoveryFlow(
+        id=flow_id,
+        node="email_code",
+        expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+        answers={"email": "j***@example.com"},
+    )
+
+
+def _task(key="task:email_reset:k1"):
+    return OutboxMessage(
+        channel=Channel.TASK, idempotency_key=key, payload={"task": "email_reset", "args": {}}
+    )
+
+
+@pytest.fixture
+def statements(app):
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    engine = db.session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_insert_new_writes_every_column_with_the_models_defaults(app):
+    flow, task = _flow(), _task()
+    insert_new(db.session, flow, task)
+
+    # Python-side defaults are filled in on the objects, which stay out of the session.
+    assert flow.status is FlowStatus.ACTIVE and flow.trail == [] and flow.locale == "pl"
+    assert task.status is MessageStatus.PENDING and task.attempts == 0
+    assert inspect(flow).transient and inspect(task).transient
+
+    stored = db.session.get(RecoveryFlow, "f-insert-new")
+    assert stored.answers == {"email": "j***@example.com"}
+    assert stored.status is FlowStatus.ACTIVE and stored.created_at == flow.created_at
+    message = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.idempotency_key == "task:email_reset:k1")
+    ).one()
+    assert message.id is not None  # the server's key
+    assert message.payload == {"task": "email_reset", "args": {}}
+    assert message.next_attempt_at == task.next_attempt_at
+
+
+def test_insert_new_is_one_statement_on_postgresql(app, statements):
+    insert_new(db.session, _flow(), _task())
+
+    inserts = [s for s in statements if "INSERT" in s]
+    assert len(inserts) == (1 if is_postgresql(db.session) else 2)
+
+
+def test_insert_new_writes_all_or_nothing(app):
+    db.session.add(_task("task:email_reset:taken"))
+    db.session.flush()
+
+    with pytest.raises(IntegrityError), db.session.begin_nested():
+        insert_new(db.session, _flow("f-half"), _task("task:email_reset:taken"))
+
+    assert db.session.get(RecoveryFlow, "f-half") is None
+
+
+def test_relax_durability_is_for_this_transaction_only(engine):
+    setting = text("SHOW synchronous_commit")
+    with engine.connect() as connection:
+        session = Session(bind=connection)
+        if not is_postgresql(session):
+            relax_durability(session)  # nothing to relax elsewhere
+            return
+        with session.begin():
+            relax_durability(session)
+            assert session.scalar(setting) == "off"
+        with session.begin():
+            assert session.scalar(setting) == "on"
