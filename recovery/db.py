@@ -10,6 +10,7 @@ import datetime as dt
 import enum
 import functools
 import json
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -106,10 +108,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         _fix_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
-        pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         # psycopg prepares a statement after five runs and PostgreSQL may then switch to a generic
@@ -117,6 +118,37 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # the index, and an import slows down quadratically. Plan every execution for its values.
         connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection unused for longer than this is pinged before a request gets it.
+PING_AFTER_IDLE = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pre-ping, but only connections that sat idle in the pool (``PING_AFTER_IDLE`` seconds).
+
+    After a database restart or a dropped idle connection, the first request still gets a working
+    connection: a failed ping makes the pool connect anew. A connection given back a moment ago
+    is used as it is: pinging at every checkout (``pool_pre_ping``) was a fifth of a reset
+    request. A connection that breaks mid-use is a 503 problem (``connection_invalidated``), and
+    the pool then replaces every connection older than the failure.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE:
+            return  # new, or in steady use
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
 
 
 def _fix_sqlite(engine: Engine) -> None:

@@ -16,6 +16,7 @@ from recovery.errors import (
     PayloadTooLarge,
     RateLimited,
     RecoveryError,
+    ServiceUnavailable,
     Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
@@ -84,7 +85,13 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         if model is not None:
             response["content"] = {JSON_MEDIA_TYPE: {"schema": refs[(model, "serialization")]}}
         spec["responses"][str(status)] = response
-    problems: list[type[RecoveryError]] = [*op.raises, RateLimited, InternalError]
+    # Any operation may be rate limited, find the database gone (503) or crash.
+    problems: list[type[RecoveryError]] = [
+        *op.raises,
+        RateLimited,
+        ServiceUnavailable,
+        InternalError,
+    ]
     if op.scope is not None:
         spec["security"] = [{"apiKey": []}]
         spec["x-scope"] = op.scope.value

@@ -8,6 +8,7 @@ import logging
 from flask import Flask, Response, request
 from flask_limiter.errors import RateLimitExceeded
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from werkzeug import exceptions as werkzeug_errors
 from werkzeug.exceptions import HTTPException
 
@@ -86,6 +87,14 @@ def register(app: Flask) -> None:
         if isinstance(error, werkzeug_errors.MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
+
+    @app.errorhandler(DBAPIError)
+    def _database(error: DBAPIError) -> Response:
+        if not error.connection_invalidated:
+            return _crash(error)
+        # The database went away under the request (a restart): it may not have been kept.
+        log.warning("database connection lost on %s %s: %s", request.method, request.path, error)
+        return problem_response(errors.ServiceUnavailable("the database is unavailable"))
 
     @app.errorhandler(Exception)
     def _crash(error: Exception) -> Response:

@@ -7,7 +7,8 @@ from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from recovery.db import db, insert_new, is_postgresql, relax_durability
+from recovery import db as db_module
+from recovery.db import db, insert_new, is_postgresql, make_engine, relax_durability
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
 
@@ -89,3 +90,61 @@ def test_relax_durability_is_for_this_transaction_only(engine):
             assert session.scalar(setting) == "off"
         with session.begin():
             assert session.scalar(setting) == "on"
+
+
+# -- connections the database dropped ----------------------------------------------------------------
+
+
+def _terminate_backend(engine, pid):
+    """End server process ``pid`` from a connection of ``engine`` (another pool than pid's)."""
+    with engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+
+
+@pytest.mark.postgres
+def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
+    database_url, engine, monkeypatch
+):
+    pooled = make_engine(database_url)
+    try:
+        with pooled.connect() as connection:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        _terminate_backend(engine, pid)
+        monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)  # "idle for long enough"
+
+        with pooled.connect() as connection:
+            assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+    finally:
+        pooled.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_in_steady_use_is_not_pinged(database_url):
+    engine = make_engine(database_url)
+    statements = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        for _ in range(3):
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 42")
+        assert statements == ["SELECT 42"] * 3
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_under_a_request_is_a_503_problem(committed_app, engine):
+    client = committed_app.test_client()
+    # The one connection the next request gets.
+    with committed_app.app_context(), db.engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    _terminate_backend(engine, pid)
+
+    response = client.post("/api/v1/recovery/email", json={"email": "jan@example.com"})
+
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.json["code"] == "unavailable"
+    # The pool replaced the broken connection: the next request is served.
+    again = client.post("/api/v1/recovery/email", json={"email": "jan@example.com"})
+    assert again.status_code == 202
