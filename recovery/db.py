@@ -372,19 +372,25 @@ def sparse_index(table: str, column_name: str) -> Index:
 # one round trip, not the unit of work's bookkeeping for objects it never reads again.
 
 
-def insert_new(session: Session, *objects: Base) -> None:
+def insert_new(session: Session, *objects: Base, durable: bool = True) -> None:
     """Write new ``objects`` in the session's transaction with one statement.
 
     On PostgreSQL each object's ``INSERT`` but the last is a CTE of the last one's (data-modifying
     CTEs all run, in one statement); elsewhere one ``INSERT`` each, in order (mind foreign keys).
     The objects stay outside the session: their Python-side column defaults are filled in on them
     first, but keys the server generates (an identity column) are not read back.
+
+    ``durable=False`` lets the transaction's COMMIT return before its WAL is on disk (PostgreSQL's
+    ``synchronous_commit = off``, for this transaction only, set by the same statement). A crash of
+    the database server may then lose the last fraction of a second of such transactions: whole
+    ones, never half of one, and nothing else is at risk. Only for writes the client may simply
+    make again (a reset request: the person asks again).
     """
     rows = [_column_values(obj) for obj in objects]
     shape = tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
     params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
     if is_postgresql(session):
-        session.execute(_chained_insert(shape), params)
+        session.execute(_chained_insert(shape, durable), params)
     else:
         for i, (table, names) in enumerate(shape):
             session.execute(_single_insert(i, table, names), params)
@@ -409,29 +415,27 @@ def _param(index: int, name: str) -> str:
     return f"r{index}_{name}"
 
 
+def _bound(index: int, table: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: bindparam(_param(index, name), type_=table.c[name].type) for name in names}
+
+
 @functools.lru_cache(maxsize=64)
 def _single_insert(index: int, table: Any, names: tuple[str, ...]) -> Any:
-    return insert(table).values(
-        {name: bindparam(_param(index, name), type_=table.c[name].type) for name in names}
-    )
+    return insert(table).values(_bound(index, table, names))
 
 
 @functools.lru_cache(maxsize=64)
-def _chained_insert(shape: tuple[tuple[Any, tuple[str, ...]], ...]) -> Any:
-    *first, (last_table, last_names) = shape
-    statement = _single_insert(len(first), last_table, last_names)
-    for i, (table, names) in enumerate(first):
-        statement = statement.add_cte(_single_insert(i, table, names).cte(f"new_{i}"))
+def _chained_insert(shape: tuple[tuple[Any, tuple[str, ...]], ...], durable: bool) -> Any:
+    *first, (table, names) = shape
+    if durable:
+        statement = _single_insert(len(first), table, names)
+    else:
+        # INSERT ... SELECT <values> WHERE set_config(...): the setting rides on the statement
+        # instead of costing a round trip of its own.
+        values = _bound(len(first), table, names)
+        relax = func.set_config("synchronous_commit", "off", True) == "off"
+        row = select(*(cast(values[name], table.c[name].type) for name in names)).where(relax)
+        statement = insert(table).from_select(list(names), row, include_defaults=False)
+    for i, (earlier, earlier_names) in enumerate(first):
+        statement = statement.add_cte(_single_insert(i, earlier, earlier_names).cte(f"new_{i}"))
     return statement
-
-
-def relax_durability(session: Session) -> None:
-    """Let this transaction's COMMIT return before its WAL is on disk (PostgreSQL's
-    ``synchronous_commit = off``, for this transaction only; a no-op elsewhere).
-
-    A crash of the database server may then lose the last fraction of a second of such
-    transactions: whole ones, never half of one, and nothing else is at risk. Only for writes the
-    client may simply make again (a reset request: the person asks again).
-    """
-    if is_postgresql(session):
-        session.execute(text("SET LOCAL synchronous_commit TO off"))

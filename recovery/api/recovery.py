@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from flask_babel import force_locale
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recovery import errors
@@ -48,15 +47,18 @@ class NodeOut(BaseModel):
     providers: list[str] = Field(default_factory=list, description="for oauth_choice")
 
     @classmethod
-    def of(cls, node: Node) -> NodeOut:
-        options = [OptionOut(value=o.value, label=messages.text(o.label)) for o in node.options]
+    def of(cls, node: Node, locale: str) -> NodeOut:
+        def text(message_id: str) -> str:
+            return messages.text_in(message_id, locale)
+
+        options = [OptionOut(value=o.value, label=text(o.label)) for o in node.options]
         if node.fallback:
-            options.append(OptionOut(value=DIDNT_WORK, label=messages.text(DIDNT_WORK)))
+            options.append(OptionOut(value=DIDNT_WORK, label=text(DIDNT_WORK)))
         providers = [p for p in node.params.get("providers", "").split(",") if p]
         return cls(
             id=node.id,
             type=node.type.value,
-            prompt=messages.text(node.prompt),
+            prompt=text(node.prompt),
             options=options,
             providers=providers,
         )
@@ -72,8 +74,7 @@ class FlowOut(BaseModel):
 
     @classmethod
     def of(cls, step: Step) -> FlowOut:
-        with force_locale(step.flow.locale):
-            node = NodeOut.of(step.node)
+        node = NodeOut.of(step.node, step.flow.locale)
         return cls(
             id=step.flow.id,
             expires_at=step.flow.expires_at,
@@ -220,9 +221,8 @@ def request_email_reset(body: EmailReset) -> Reply:
     """Always 202 with the same body for known and unknown addresses (DESIGN §5.1). Creates a flow
     when none is given; the flow then waits at the code form."""
     step = flow_service().request_email(body.flow_id, body.email, select_locale())
-    with force_locale(step.flow.locale):
-        message = messages.text(step.node.prompt)
-        node = NodeOut.of(step.node)
+    message = messages.text_in(step.node.prompt, step.flow.locale)
+    node = NodeOut.of(step.node, step.flow.locale)
     return Reply(202, Accepted(flow_id=step.flow.id, node=node, message=message))
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
@@ -41,3 +44,10 @@ MESSAGES: dict[str, LazyString] = {
 def text(message_id: str) -> str:
     """The message in the current locale."""
     return str(MESSAGES[message_id])
+
+
+@functools.lru_cache(maxsize=1024)
+def text_in(message_id: str, locale: str) -> str:
+    """The message in ``locale`` (kept: the catalogues do not change while the process runs)."""
+    with force_locale(locale):
+        return text(message_id)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from recovery.accounts.models import Account
 from recovery.config import origin_of
-from recovery.db import insert_new, relax_durability, utcnow
+from recovery.db import insert_new, utcnow
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -206,11 +206,10 @@ class FlowService:
         task = self.resets.request_email_reset(flow, email)
         assert node.next is not None
         step = self._move(flow, node.next)
-        # A request anyone may repeat: its commit need not wait for the disk (db.relax_durability).
-        relax_durability(self.session)
         if sa_inspect(flow).transient:
-            # A new flow and its task are all this request writes: one INSERT statement.
-            insert_new(self.session, flow, task)
+            # A new flow and its task are all this request writes: one INSERT statement, whose
+            # commit need not wait for the disk (a request anyone may simply make again).
+            insert_new(self.session, flow, task, durable=False)
         else:
             self.session.add(task)
         return step

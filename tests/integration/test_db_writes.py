@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery import db as db_module
-from recovery.db import db, insert_new, is_postgresql, make_engine, relax_durability
+from recovery.db import db, insert_new, is_postgresql, make_engine
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
 
@@ -78,18 +78,28 @@ def test_insert_new_writes_all_or_nothing(app):
     assert db.session.get(RecoveryFlow, "f-half") is None
 
 
-def test_relax_durability_is_for_this_transaction_only(engine):
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_write_that_need_not_be_durable_relaxes_only_its_own_transaction(engine, durable):
     setting = text("SHOW synchronous_commit")
     with engine.connect() as connection:
         session = Session(bind=connection)
-        if not is_postgresql(session):
-            relax_durability(session)  # nothing to relax elsewhere
-            return
         with session.begin():
-            relax_durability(session)
-            assert session.scalar(setting) == "off"
-        with session.begin():
-            assert session.scalar(setting) == "on"
+            insert_new(
+                session, _flow(f"f-durable-{durable}"), _task(f"k-{durable}"), durable=durable
+            )
+            stored = session.get(RecoveryFlow, f"f-durable-{durable}")
+            assert stored.answers == {"email": "j***@example.com"} and stored.trail == []
+            assert stored.expires_at == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+            task = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key == f"k-{durable}")
+            ).one()
+            assert task.payload == {"task": "email_reset", "args": {}}
+            if is_postgresql(session):
+                assert session.scalar(setting) == ("on" if durable else "off")
+            session.rollback()
+        if is_postgresql(session):
+            with session.begin():
+                assert session.scalar(setting) == "on"
 
 
 # -- connections the database dropped ----------------------------------------------------------------
