@@ -2,7 +2,7 @@ import re
 
 import pytest
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from recovery.db import db
 from recovery.outbox.models import Channel, OutboxMessage
@@ -40,6 +40,21 @@ def run_tasks():
     while worker.run_once():
         pass
     db.session.expire_all()
+
+
+def statements_of(run):
+    """``run()``'s result and the SQL it sent through the session's connection."""
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    connection = db.session.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        return run(), seen
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
 
 
 def mails(to=None):

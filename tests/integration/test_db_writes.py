@@ -11,6 +11,7 @@ from recovery import db as db_module
 from recovery.db import db, insert_new, is_postgresql, make_engine
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
+from tests.integration.conftest import statements_of
 
 
 def _flow(flow_id="f-insert-new"):
@@ -26,19 +27,6 @@ def _task(key="task:email_reset:k1"):
     return OutboxMessage(
         channel=Channel.TASK, idempotency_key=key, payload={"task": "email_reset", "args": {}}
     )
-
-
-@pytest.fixture
-def statements(app):
-    seen = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = db.session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def test_insert_new_writes_every_column_with_the_models_defaults(app):
@@ -61,8 +49,8 @@ def test_insert_new_writes_every_column_with_the_models_defaults(app):
     assert message.next_attempt_at == task.next_attempt_at
 
 
-def test_insert_new_is_one_statement_on_postgresql(app, statements):
-    insert_new(db.session, _flow(), _task())
+def test_insert_new_is_one_statement_on_postgresql(app):
+    _, statements = statements_of(lambda: insert_new(db.session, _flow(), _task()))
 
     inserts = [s for s in statements if "INSERT" in s]
     assert len(inserts) == (1 if is_postgresql(db.session) else 2)

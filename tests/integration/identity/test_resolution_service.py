@@ -1,25 +1,10 @@
 """ResolutionService directly: every kind of exact hint in one statement, the same answers."""
 
-from sqlalchemy import event
-
 from recovery.db import db
 from recovery.identity.schemas import Hints
 from recovery.identity.services import ResolutionService
 from tests import factories
-
-
-def statements_of(run):
-    seen = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    connection = db.session.connection()
-    event.listen(connection, "before_cursor_execute", record)
-    try:
-        return run(), seen
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
+from tests.integration.conftest import statements_of
 
 
 def test_all_exact_hint_kinds_together_cost_two_statements_and_keep_every_piece_of_evidence(app):
