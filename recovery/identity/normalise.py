@@ -9,7 +9,6 @@ staff and must never authenticate anyone.
 from __future__ import annotations
 
 import enum
-import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -38,12 +37,11 @@ class InvalidValue(ValueError):
     """The value cannot be an identifier of that kind. ``str(error)`` is safe to show."""
 
 
-#: Parsing an email or a phone number costs tens of microseconds; imports and lookups repeat the
-#: same values (an account's contacts again on each of its orders), so valid results are cached.
-CACHE_SIZE = 1 << 16
+# Nothing here keeps results between calls. A cache would answer a value it met before (an address
+# just imported or ingested for an account) faster than one it never met, and the public reset
+# endpoints normalise what anyone types: their timing would tell who has an account (DESIGN §5.1).
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
 def email(value: str) -> str:
     """Trimmed, validated, lower-cased address (compared case-insensitively, per DESIGN §3)."""
     text = value.strip()
@@ -63,7 +61,6 @@ def email(value: str) -> str:
     return folded
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
 def phone(value: str, region: str = DEFAULT_REGION) -> str:
     """E.164 (``+48600100200``); national numbers are read in ``region`` (Poland by default)."""
     text = value.strip()
@@ -142,7 +139,6 @@ def mask_email(normalised: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
 def mask_phone(e164: str) -> str:
     """``+48600100200`` -> ``+48 *** *** 200``: country code and the last three digits."""
     parsed = phonenumbers.parse(e164, None)

@@ -516,3 +516,26 @@ def test_email_case_insensitive_for_greek_final_sigma():
     upper, lower = "\u0391\u03a3", "\u03b1\u03c3"  # Greek "ΑΣ" and its lower case
     assert lower.upper() == upper
     assert normalise.email(f"{upper}@example.com") == normalise.email(f"{lower}@example.com")
+
+
+# --- no memory between calls (DESIGN §5.1) ---------------------------------------------------------
+
+
+def test_normalising_a_value_met_before_does_the_same_work(monkeypatch):
+    """A cache would answer an address or number it met before (an imported account's) faster than
+    a new one, and the reset endpoints normalise what anyone types: the timing would tell."""
+    calls = []
+    original_email, original_parse = normalise.validate_email, phonenumbers.parse
+    monkeypatch.setattr(
+        normalise, "validate_email", lambda *a, **k: calls.append(a) or original_email(*a, **k)
+    )
+    monkeypatch.setattr(
+        phonenumbers, "parse", lambda *a, **k: calls.append(a) or original_parse(*a, **k)
+    )
+
+    for _ in range(2):
+        assert normalise.email("Zażółć@Gęślą.example") == "zażółć@gęślą.example"
+        assert normalise.phone("(0048) 600-100-200") == "+48600100200"
+        assert normalise.mask_phone("+12025550123") == "+1 * *** *** 123"
+
+    assert len(calls) == 6  # each call did its own parsing
