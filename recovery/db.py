@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Text,
+    any_,
     bindparam,
     cast,
     column,
@@ -234,9 +235,11 @@ def json_batch(values: Any) -> str:
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     """``column IN (values)``; on PostgreSQL the values go as one JSON array (strings, numbers).
 
-    ``column IN (SELECT ... FROM json_array_elements_text(:values))``: a semi-join the planner
-    runs as index probes, or, when it believes the table small (statistics not yet caught up with
-    a bulk import), as one hash of the values; never as a scan comparing every row with every value.
+    ``column = ANY(ARRAY(SELECT ... FROM json_array_elements_text(:values)))``: the array is an
+    init-plan parameter, so the planner can only probe an index on ``column`` with it, once per
+    value, whatever the statistics say. A semi-join (``IN (SELECT ...)``) let it choose instead,
+    and while a bulk import runs ahead of ANALYZE the statistics claim a few hundred rows: it then
+    hashed the values and scanned every row of the table (of a kind) for each batch.
     """
     values = list(values)
     if not is_postgresql(session):
@@ -244,7 +247,8 @@ def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElemen
     elements = func.json_array_elements_text(
         cast(bindparam(None, json_batch(values), type_=Text), JSON)
     ).table_valued("value")
-    return column.in_(select(cast(elements.c.value, column.type)))  # type: ignore[no-any-return]
+    array = select(cast(elements.c.value, column.type)).scalar_subquery()
+    return column == any_(func.array(array))  # type: ignore[no-any-return]
 
 
 def _recordset(table: Any, rows: list[dict[str, Any]]) -> Any:
