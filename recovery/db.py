@@ -9,12 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-import json
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from flask import Flask, current_app, g
 from sqlalchemy import (
     JSON,
@@ -209,7 +208,9 @@ def is_postgresql(session: Session) -> bool:
 # send a batch as ONE JSON document that the server expands (``json_to_recordset``,
 # ``json_array_elements_text``): one short statement for any size, planned once. JSON rather than
 # arrays because psycopg adapts a Python list element by element in Python (a regex per value), the
-# largest Python cost of a bulk import, while ``json.dumps`` is C. Other backends get the plain forms.
+# largest Python cost of a bulk import, while orjson encodes in C (ten times faster than
+# ``json.dumps``, which called back into Python for every datetime and UUID). Other backends get
+# the plain forms.
 
 
 @functools.lru_cache(maxsize=256)  # a batch's rows share their created_at/updated_at
@@ -222,14 +223,17 @@ def _utc_iso(value: dt.datetime) -> str:
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return _utc_iso(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
     raise TypeError(f"cannot send {type(value).__name__} in a JSON batch")
+
+
+#: Datetimes still come to ``_json_default``: orjson would write a naive one without an offset, which
+#: the server would read in its own time zone; refusing it is what ``UTCDateTime`` does.
+_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def json_batch(values: Any) -> str:
     """``values`` (rows or a list) as the JSON text the helpers below send."""
-    return json.dumps(values, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(values, default=_json_default, option=_JSON_OPTIONS).decode()
 
 
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
