@@ -240,10 +240,11 @@ def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElemen
     """``column IN (values)``; on PostgreSQL the values go as one JSON array (strings, numbers).
 
     ``column = ANY(ARRAY(SELECT ... FROM json_array_elements_text(:values)))``: the array is an
-    init-plan parameter, so the planner can only probe an index on ``column`` with it, once per
-    value, whatever the statistics say. A semi-join (``IN (SELECT ...)``) let it choose instead,
-    and while a bulk import runs ahead of ANALYZE the statistics claim a few hundred rows: it then
-    hashed the values and scanned every row of the table (of a kind) for each batch.
+    init-plan parameter, which the planner can use as an index condition on ``column``, probing once
+    per value. A semi-join (``IN (SELECT ...)``) was planned, on a large table without statistics,
+    as a scan of every row hashed against the values. Neither form survives statistics that claim
+    a large table is a few pages (the planner then filters a scan with the array): a bulk import
+    keeps them current itself (``recovery.ingest.statistics``).
     """
     values = list(values)
     if not is_postgresql(session):

@@ -20,6 +20,7 @@ from pydantic import Field, RootModel, TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recovery.accounts.models import Account, Identity
 from recovery.accounts.schemas import AccountData, AccountRecord
 from recovery.accounts.services import AccountService, PreparedAccount, prepare
 from recovery.errors import (
@@ -29,6 +30,8 @@ from recovery.errors import (
     RecoveryError,
     ValidationFailed,
 )
+from recovery.ingest.statistics import Statistics
+from recovery.orders.models import Order
 from recovery.orders.schemas import OrderData, OrderRecord
 from recovery.orders.services import OrderService
 from recovery.validation import validate_json
@@ -213,6 +216,7 @@ class Importer:
         self.batch_size = batch_size
         self.workers = workers
         self.summary = Summary()
+        self.statistics = Statistics(session)
 
     def run(self, lines: Iterable[bytes]) -> Iterator[Summary]:
         """Import ``lines`` (1-based numbers in errors); yields the running summary after each batch."""
@@ -265,6 +269,7 @@ class Importer:
                 self.summary.accept(result)
             else:
                 self.summary.reject(number, error)
+        self.statistics.refresh()
 
     def _apply(
         self, batch: list[tuple[int, Record]]
@@ -275,11 +280,16 @@ class Importer:
         results: list[tuple[int, str | None, RecoveryError | None]] = []
         if accounts:
             outcomes = AccountService(self.session).upsert_many([r for _, r in accounts])
+            # Counted in accounts, identities (about two an account) are analysed a little later.
+            created = sum(o.result == "created" for o in outcomes)
+            self.statistics.add((Account.__tablename__, Identity.__tablename__), created)
             results += [
                 (n, o.result, o.error) for (n, _), o in zip(accounts, outcomes, strict=True)
             ]
         if orders:
             order_outcomes = OrderService(self.session).upsert_many([r for _, r in orders])
+            created = sum(o.result == "created" for o in order_outcomes)
+            self.statistics.add((Order.__tablename__,), created)
             results += [
                 (n, o.result, o.error) for (n, _), o in zip(orders, order_outcomes, strict=True)
             ]
