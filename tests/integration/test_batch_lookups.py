@@ -1,4 +1,4 @@
-"""``one_of``: a batch's key look-up probes the index whatever the statistics say (PostgreSQL)."""
+"""``one_of``: a batch's key look-up probes the index on a large table never analysed (PostgreSQL)."""
 
 import pytest
 from sqlalchemy import select, text
