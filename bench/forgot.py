@@ -11,8 +11,10 @@ What it measures, in one run on a throwaway PostgreSQL database:
    thin, service, thin, service (``--rounds``) after an untimed warm-up of each, so drift on the
    machine hits both alike. Reported: requests/s of each, the ratio, and the latencies under load.
 2. **Timing side channel** - one client, sequential requests to the service: ``--samples`` known and
-   as many unknown addresses in random order (a new random address each time, so per-identifier
-   state plays no part) after ``--warmup`` untimed ones. Reported: p50/p99 of each, the gap between
+   as many unknown addresses in random order after ``--warmup`` untimed ones. Every address is new
+   to the service: the known ones belong to accounts loaded for this test alone, each named once, so
+   per-identifier state (the rate limiter's counters) is alike for both kinds and only whether an
+   account exists differs. Reported: p50/p99 of each, the gap between
    the medians and the two-sided Mann-Whitney U p-value (scipy). The thin app gets the same test as a
    control: it shows what the method reports for an endpoint whose hit and miss do the same work.
 3. **Correctness, all along** - every answer must be a 202; the service's bodies must be
@@ -138,16 +140,34 @@ def known_email(index: int) -> str:
 
 class Addresses:
     """Known addresses are the loaded accounts'; unknown ones are new on every call (and as long as
-    the known ones, so both requests have the same size)."""
+    the known ones, so both requests have the same size).
 
-    def __init__(self, accounts: int) -> None:
+    ``pick`` draws known addresses at random from the first ``accounts`` (the load test repeats
+    them); ``fresh`` hands out the ``reserved`` accounts after those, each once, so the timing test
+    names known addresses as new to the service as its unknown ones: per-identifier state (the rate
+    limiter's counters) is then alike for both, and only whether an account exists differs."""
+
+    def __init__(self, accounts: int, reserved: int = 0) -> None:
         self.accounts = accounts
+        self._reserved = iter(range(accounts, accounts + reserved))
         self._seen: set[int] = set()
         self._lock = threading.Lock()
 
     def pick(self, kind: str, rng: random.Random) -> str:
         if kind == KNOWN:
             return known_email(rng.randrange(self.accounts))
+        return self._unknown(rng)
+
+    def fresh(self, kind: str, rng: random.Random) -> str:
+        if kind == KNOWN:
+            with self._lock:
+                index = next(self._reserved, None)
+            if index is None:
+                raise SystemExit("bench: out of reserved accounts for the timing test")
+            return known_email(index)
+        return self._unknown(rng)
+
+    def _unknown(self, rng: random.Random) -> str:
         while True:
             number = rng.getrandbits(32)
             with self._lock:
@@ -550,7 +570,7 @@ def sequential(
     client = Client(server.port)
     try:
         for n, kind in enumerate(warm + order):
-            email = addresses.pick(kind, rng)
+            email = addresses.fresh(kind, rng)
             started = time.perf_counter_ns()
             answer = client.post(email)
             elapsed = (time.perf_counter_ns() - started) / 1e6
@@ -754,11 +774,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dropped database {name}")
 
 
+def reserved_accounts(args: argparse.Namespace) -> int:
+    """Accounts kept for the timing tests (service and thin): one per known request, warm-up too."""
+    return 2 * (args.samples + args.warmup)
+
+
 def run(args: argparse.Namespace, url: str, folder: Path) -> int:
     migrate.upgrade(url)
-    seconds = load_accounts(url, args.accounts)
+    seconds = load_accounts(url, args.accounts + reserved_accounts(args))
     print(
-        f"migrated; loaded {args.accounts:,} accounts with a verified email each through "
+        f"migrated; loaded {args.accounts:,} accounts for the load test and "
+        f"{reserved_accounts(args):,} for the timing test, with a verified email each, through "
         f"AccountService.upsert_many in {seconds:.1f} s; ANALYZE",
         flush=True,
     )
@@ -793,7 +819,7 @@ def measure(
     args: argparse.Namespace, url: str, service: Server, thin: Server, settings: dict[str, str]
 ) -> int:
     sys.stdout.flush()
-    addresses = Addresses(args.accounts)
+    addresses = Addresses(args.accounts, reserved_accounts(args))
     checkers = {"service": Checker("service"), "thin": Checker("thin")}
     servers = {"service": service, "thin": thin}
     failed = False
@@ -837,7 +863,7 @@ def measure(
     print(f"\nbefore the timing test: {table_counts(url)}; {load_average()}")
     print(
         f"timing at one client: {args.warmup:,} warm-up, then {args.samples:,} known + "
-        f"{args.samples:,} unknown requests in random order, each to a new random address",
+        f"{args.samples:,} unknown requests in random order, each to an address new to the service",
         flush=True,
     )
     gaps = [
