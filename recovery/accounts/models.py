@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import secrets
+import time
 import uuid
 
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, Uuid
@@ -27,13 +29,31 @@ class IdentitySource(enum.StrEnum):
     RECOVERY = "recovery"
 
 
+def new_public_id() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): the creation time in milliseconds, then 74 random bits.
+
+    Ids made one after another sort together, so the unique index takes each new one near the
+    last instead of at a random leaf: a million-account import then stays in a few hot pages
+    rather than touching the whole index. The id is a name, not a secret (it tells the shop when
+    the account was created here, which the shop knows).
+    """
+    milliseconds = time.time_ns() // 1_000_000
+    random_bits = int.from_bytes(secrets.token_bytes(10))  # 80 bits; 74 are kept
+    value = (milliseconds & (1 << 48) - 1) << 80
+    value |= 0x7 << 76  # version 7
+    value |= ((random_bits >> 62) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= 0b10 << 62  # the RFC 9562 variant
+    value |= random_bits & (1 << 62) - 1  # rand_b, 62 bits
+    return uuid.UUID(int=value)
+
+
 class Account(Base):
     __tablename__ = "account"
     # Almost no account is merged: the index only holds those that are.
     __table_args__ = (sparse_index("account", "merged_into_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=new_public_id)
     #: The shop's own id for the account (the ``{account_id}`` of the ingest API).
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[AccountStatus] = mapped_column(

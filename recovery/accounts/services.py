@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -11,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from recovery.accounts.models import Account, AccountStatus, Identity, IdentitySource
+from recovery.accounts.models import Account, AccountStatus, Identity, IdentitySource, new_public_id
 from recovery.accounts.schemas import AccountData, AccountRecord, IdentityData
 from recovery.db import insert_rows, one_of, utcnow
 from recovery.errors import IdentityConflict, NotFound, RecoveryError
@@ -148,7 +147,7 @@ class AccountService:
         new_accounts = [
             {
                 **_account_row(prepared, now),
-                "public_id": uuid.uuid4(),
+                "public_id": new_public_id(),
                 "status": AccountStatus.ACTIVE,
             }
             for prepared, _ in accepted
