@@ -390,10 +390,10 @@ def insert_new(session: Session, *objects: Base, durable: bool = True) -> None:
     first, but keys the server generates (an identity column) are not read back.
 
     ``durable=False`` lets the transaction's COMMIT return before its WAL is on disk (PostgreSQL's
-    ``synchronous_commit = off``, for this transaction only, set by the same statement). A crash of
-    the database server may then lose the last fraction of a second of such transactions: whole
-    ones, never half of one, and nothing else is at risk. Only for writes the client may simply
-    make again (a reset request: the person asks again).
+    ``synchronous_commit = off``, for this transaction only, set by the same statement; SQLite is
+    left as it is). A crash of the database server may then lose the last fraction of a second of
+    such transactions: whole ones, never half of one, and nothing else is at risk. Only for writes
+    the client may simply make again (a reset request: the person asks again).
     """
     rows = [_column_values(obj) for obj in objects]
     shape = tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
