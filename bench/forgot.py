@@ -222,17 +222,6 @@ def scalar(url: str, query: str) -> Any:
         engine.dispose()
 
 
-def analyze(url: str, table: str) -> None:
-    """``ANALYZE table``: what autovacuum would do after a burst of inserts (this benchmark's server
-    may run without it; the worker's claim is planned from these statistics)."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text(f"ANALYZE {table}"))
-    finally:
-        engine.dispose()
-
-
 def outbox_counts(url: str) -> dict[str, int]:
     """Outbox rows by what they are: a mail's template, or ``task:<name>``."""
     engine = create_engine(url)
@@ -877,7 +866,9 @@ def measure(
     queued = outbox_counts(url)
     tasks_ok = queued == {"task:email_reset": answered}
     print(f"\nrunning recovery worker --once over {answered:,} queued requests ...", flush=True)
-    analyze(url, "outbox_message")
+    # What autovacuum would do after the burst (this server may run without it): the worker's
+    # claim is planned from these statistics.
+    admin_execute(url, "ANALYZE outbox_message")
     worker_seconds, worker_said = run_worker(settings)
     mails = {k: v for k, v in outbox_counts(url).items() if not k.startswith("task:")}
     expected = {"reset": accepted[KNOWN], "unknown_address": accepted[UNKNOWN]}

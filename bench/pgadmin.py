@@ -16,7 +16,7 @@ def server_url(raw: str) -> URL:
     return url
 
 
-def admin_execute(admin: URL, statement: str) -> None:
+def admin_execute(admin: URL | str, statement: str) -> None:
     """Run ``statement`` with autocommit (CREATE/DROP DATABASE cannot run in a transaction)."""
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     try:
