@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from recovery.accounts.models import Account
 from recovery.config import origin_of
-from recovery.db import insert_new, utcnow
+from recovery.db import insert_alone, utcnow
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -207,9 +207,10 @@ class FlowService:
         assert node.next is not None
         step = self._move(flow, node.next)
         if sa_inspect(flow).transient:
-            # A new flow and its task are all this request writes: one INSERT statement, whose
-            # commit need not wait for the disk (a request anyone may simply make again).
-            insert_new(self.session, flow, task, durable=False)
+            # A new flow and its task are all this request writes: one INSERT statement, its own
+            # transaction, whose commit need not wait for the disk (a request anyone may simply
+            # make again). Nothing is written after it.
+            insert_alone(self.session, flow, task)
         else:
             self.session.add(task)
         return step

@@ -1,4 +1,4 @@
-"""``db.insert_new`` and ``db.relax_durability``: the write of a request that only records itself."""
+"""``db.insert_new`` and ``db.insert_alone``: the write of a request that only records itself."""
 
 import datetime as dt
 
@@ -8,9 +8,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery import db as db_module
-from recovery.db import db, insert_new, is_postgresql, make_engine
+from recovery.db import db, insert_alone, insert_new, is_postgresql, make_engine
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
+from tests.conftest import empty_tables
 from tests.integration.conftest import statements_of
 
 
@@ -88,6 +89,45 @@ def test_a_write_that_need_not_be_durable_relaxes_only_its_own_transaction(engin
         if is_postgresql(session):
             with session.begin():
                 assert session.scalar(setting) == "on"
+
+
+@pytest.mark.postgres
+def test_insert_alone_commits_at_once_in_one_autocommit_statement(database_url):
+    engine = make_engine(database_url)
+    sent = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        # psycopg sends no BEGIN or COMMIT of its own for a connection in autocommit.
+        sent.append((statement, conn.connection.driver_connection.autocommit))
+
+    try:
+        with Session(engine) as session:
+            insert_alone(session, _flow("f-alone"), _task("k-alone"))
+            written = list(sent)
+            assert not session.in_transaction()  # the session was never used
+            with engine.connect() as other:  # committed already, for everyone
+                stored = other.execute(
+                    select(RecoveryFlow.node).where(RecoveryFlow.id == "f-alone")
+                ).scalar_one()
+                assert stored == "email_code"
+        ((statement, autocommit),) = written
+        assert autocommit and statement.startswith("WITH new_0 AS")
+        assert "set_config" in statement  # and its commit does not wait for the disk
+    finally:
+        engine.dispose()
+        empty_tables(database_url)
+
+
+def test_insert_alone_joins_a_transaction_the_session_has_begun(engine):
+    with engine.connect() as connection:
+        session = Session(bind=connection)
+        with session.begin():
+            session.scalar(select(RecoveryFlow.id).limit(1))  # the session has begun
+            insert_alone(session, _flow("f-joined"), _task("k-joined"))
+            assert session.get(RecoveryFlow, "f-joined") is not None
+            session.rollback()
+        assert session.get(RecoveryFlow, "f-joined") is None  # it went with the rollback
 
 
 # -- connections the database dropped ----------------------------------------------------------------
