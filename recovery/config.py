@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from flask import Flask
 from limits import RateLimitItem, parse_many
 
+from recovery import counters
+
 log = logging.getLogger(__name__)
 
 PREFIX = "RECOVERY"
@@ -198,6 +200,9 @@ def _storage_uri(app: Flask, value: Any) -> str:
     if scheme == "memory" and app.config["ENV"] == "production":
         # Limits kept in one process are per process: with several workers they multiply.
         log.warning("%s_RATELIMIT_STORAGE_URI is memory:// in production", PREFIX)
+    if scheme == "memory":
+        # Not the limits library's memory storage: ours expires without scanning every key.
+        return counters.URI
     return str(value)
 
 

@@ -2,14 +2,18 @@ import pytest
 
 from recovery import create_app
 from recovery.config import ConfigError
+from recovery.counters import MemoryCounters
+from recovery.extensions import limiter
 
 
 def test_defaults_are_embedded(instance):
     app = create_app()
     assert app.config["DATABASE_URL"] == f"sqlite:///{instance / 'recovery.db'}"
-    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    # memory:// is this process's counters (recovery.counters), not the limits library's.
+    assert app.config["RATELIMIT_STORAGE_URI"] == "recovery-memory://"
     assert app.config["PUBLIC_URL"] == "http://127.0.0.1:8000"
     assert app.config["ENV"] == "development"
+    assert isinstance(limiter.storage, MemoryCounters)
 
 
 def test_development_key_is_generated_once_and_kept(instance, caplog):
