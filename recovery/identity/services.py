@@ -156,10 +156,9 @@ _PARTS: dict[int, Select[Any]] = {
         Identity.kind == IdentityKind.EMAIL,
         or_(Identity.value.in_(_values("emails")), Identity.fuzzy_key.in_(_values("email_keys"))),
     ),
-    _EMAIL_ORDERS: _order_part(
-        _EMAIL_ORDERS,
-        or_(Order.email.in_(_values("emails")), Order.email_fuzzy_key.in_(_values("email_keys"))),
-    ),
+    # Orders have no index on the email itself: an order's fuzzy key is always set with its email,
+    # so the fuzzy keys find the exact matches too.
+    _EMAIL_ORDERS: _order_part(_EMAIL_ORDERS, Order.email_fuzzy_key.in_(_values("email_keys"))),
     _PAYPAL_ORDERS: _order_part(_PAYPAL_ORDERS, Order.paypal_email.in_(_values("paypal_emails"))),
     _PAYPAL_IDENTITIES: _identity_part(
         _PAYPAL_IDENTITIES,

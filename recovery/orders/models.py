@@ -24,11 +24,14 @@ class PaymentMethod(enum.StrEnum):
 class Order(Base):
     __tablename__ = "shop_order"  # "order" is an SQL keyword
     # Each lookup column is only ever probed for a value, and many orders leave it empty (few are
-    # paid with PayPal, guests have no account): the indexes skip the rows without one.
+    # paid with PayPal, guests have no account): the indexes skip the rows without one. ``email``
+    # has none of its own: every order with an email has its ``email_fuzzy_key``, the same for all
+    # spellings of the address, so resolution finds exact and fuzzy matches through that one index
+    # and tells them apart itself. A second index on nearly every order slowed a bulk import's order
+    # lines by a tenth to a sixth at a million orders (bench/resolve.py, migration 0006).
     __table_args__ = tuple(
         sparse_index("shop_order", name)
         for name in (
-            "email",
             "email_fuzzy_key",
             "phone",
             "paypal_payer_id",

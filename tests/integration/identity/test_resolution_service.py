@@ -16,6 +16,7 @@ def test_all_exact_hint_kinds_together_cost_two_statements_and_keep_every_piece_
     )
     factories.account("b", ("email", "bob@example.com", True))
     factories.order("O-1", email="annsmith+shop@gmail.com", account_id="a")
+    factories.order("O-3", email="ann.smith@gmail.com", account_id="a")
     factories.order(
         "O-2",
         email="carol@example.com",
@@ -41,6 +42,7 @@ def test_all_exact_hint_kinds_together_cost_two_statements_and_keep_every_piece_
     assert evidence == [
         ("email", "identity", "exact", 0.9),
         ("email", "order", "fuzzy", 0.2),  # O-1's contact address with a +tag
+        ("email", "order", "exact", 0.5),  # O-3's, found through the same fuzzy key
         ("phone", "identity", "exact", 0.6),  # unverified
         ("order_number", "identity", "exact", 0.6),  # O-2 was paid by a's PayPal payer
     ]
