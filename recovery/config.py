@@ -253,11 +253,14 @@ def _development_keys(app: Flask) -> list[str]:
 
 def origin_of(url: str) -> str | None:
     """``scheme://host[:port]`` of an absolute http(s) URL, lower-cased; ``None`` otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number or out of range, a bracketed non-address
         return None
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+    if parts.scheme not in ("http", "https") or not hostname:
+        return None
+    return f"{parts.scheme}://{hostname.lower()}{f':{port}' if port else ''}"
 
 
 def _origins(app: Flask, value: Any) -> list[str]:

@@ -264,7 +264,10 @@ def _unambiguous(url: str) -> bool:
     userinfo: ``https://evil.example\\@shop.example/`` is evil.example to a browser."""
     if any(ch == "\\" or ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": not a URL at all
+        return False
     return parts.username is None and parts.password is None
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import update
 
 from recovery.clients.models import Scope
 from recovery.db import db
+from recovery.flows.models import RecoveryFlow
 from recovery.tokens.models import Secret
 from recovery.tokens.services import RESET_LINK, SecretService
 from tests import factories
@@ -72,6 +73,25 @@ def test_the_ticket_goes_back_only_to_an_allowed_origin(client, anna):
         request_reset(client, "anna@example.com", flow["id"])
         done = new_password(client, token=link_token(mails()[-1])).get_json()
         assert done["redirect_to"].startswith(expected)
+
+
+@pytest.mark.parametrize("app_config", [{"RETURN_TO_ORIGINS": "https://shop.example"}])
+@pytest.mark.parametrize(
+    "return_to",
+    [
+        "https://shop.example:abc/",
+        "https://shop.example:99999/",
+        "https://[shop.example]/x",
+        "http://[::1",
+    ],
+)
+def test_a_return_to_that_will_not_parse_falls_back_to_the_default(client, return_to):
+    started = client.post("/api/v1/recovery/flows", json={"return_to": return_to})
+    assert started.status_code == 201
+    flow = db.session.get(RecoveryFlow, started.get_json()["id"])
+    assert flow.return_to == "https://recovery.example.test/recover/done"
+    page = client.get("/recover", query_string={"return_to": return_to, "restart": "1"})
+    assert page.status_code == 303
 
 
 def test_links_signed_with_an_older_key_still_work_after_rotation(app, anna):
