@@ -135,9 +135,7 @@ class ResetService:
         address of an active account; otherwise (optionally) a note that no account uses it."""
         account = self._account_for_email(email)
         if account is None:
-            # A code nobody is sent: the flow's code form then counts tries and locks after the
-            # fifth exactly as it does for an account, so guessing tells nothing either.
-            self.secrets.issue_code(EMAIL_CODE, None, flow_id, "email")
+            self._stand_in_code(flow_id)
             if self.settings.unknown_address_mail:
                 self.outbox.enqueue_mail(
                     to=email,
@@ -151,6 +149,7 @@ class ResetService:
             log.warning(
                 "email reset for account %s not sent: per-account limit reached", account.id
             )
+            self._stand_in_code(flow_id)
             return
         self.secrets.supersede(account, RECOVERY_PROOFS)
         token = self.secrets.issue_link(RESET_LINK, account, flow_id, "email")
@@ -169,6 +168,12 @@ class ResetService:
             idempotency_key=f"reset:{flow_id}:{token[-16:]}",
             secret=True,
         )
+
+    def _stand_in_code(self, flow_id: str) -> None:
+        """A code nobody is sent, for a request that sends none: the flow's code form then counts
+        tries and locks after the fifth exactly as it does after a mailed code, so guessing tells
+        nothing about the address."""
+        self.secrets.issue_code(EMAIL_CODE, None, flow_id, "email")
 
     def _recent_resets(self, account_id: int) -> int:
         """Reset links issued to the account in the last hour (the per-account limit)."""

@@ -188,38 +188,40 @@ class SecretService:
         return secret
 
     def verify_code(self, purpose: Purpose, flow_id: str, code: str) -> Secret:
-        """The flow's newest live code if ``code`` matches it, without using it; a wrong code costs
-        one of the five tries, and the fifth miss kills the code."""
+        """The flow's newest code if ``code`` matches it and it is live, without using it.
+
+        Every guess costs one of the five tries, taken with a conditional UPDATE before the code is
+        compared: concurrent guesses cannot get more than five between them, and a right code
+        after the fifth is refused too. A code that cannot succeed (superseded by a newer request,
+        used, or a stand-in issued for an address no account has) counts tries and locks exactly
+        like a live one, so guessing never tells whether the flow's address has an account.
+        """
         secret = self.session.scalar(
             select(Secret)
-            .where(
-                Secret.flow_id == flow_id,
-                Secret.purpose == purpose.name,
-                Secret.used_at.is_(None),
-                Secret.superseded_at.is_(None),
-            )
+            .where(Secret.flow_id == flow_id, Secret.purpose == purpose.name)
             .order_by(Secret.id.desc())
             .limit(1)
         )
         if secret is None:
             raise InvalidToken()
-        if secret.attempts >= MAX_CODE_ATTEMPTS:
+        tries = self.session.scalar(
+            update(Secret)
+            .where(Secret.id == secret.id, Secret.attempts < MAX_CODE_ATTEMPTS)
+            .values(attempts=Secret.attempts + 1)
+            .returning(Secret.attempts)
+        )
+        if tries is None:
             raise TooManyAttempts()
+        set_committed_value(secret, "attempts", tries)
         supplied = code.strip()
         matches = any(
             hmac.compare_digest(secret.digest, self._code_digest(key, purpose, flow_id, supplied))
             for key in self.keys
         )
-        if not matches or secret.account_id is None:
-            # Count the miss atomically: parallel guesses cannot get more than the allowed tries.
-            tries = self.session.scalar(
-                update(Secret)
-                .where(Secret.id == secret.id, Secret.attempts < MAX_CODE_ATTEMPTS)
-                .values(attempts=Secret.attempts + 1)
-                .returning(Secret.attempts)
-            )
-            # ``kept``: the request fails, but the counted miss must be committed.
-            if tries is None or tries >= MAX_CODE_ATTEMPTS:
+        dead = secret.account_id is None or secret.used_at or secret.superseded_at
+        if not matches or dead:
+            # ``kept``: the request fails, but the try it cost must be committed.
+            if tries >= MAX_CODE_ATTEMPTS:
                 raise TooManyAttempts().kept()
             raise InvalidToken().kept()
         return self._live(secret)

@@ -8,8 +8,12 @@ from sqlalchemy import select, update
 
 from recovery.accounts.models import Account
 from recovery.db import db
+from recovery.errors import RecoveryError, TooManyAttempts
 from recovery.flows.models import RecoveryFlow
 from recovery.tokens.models import Secret
+from recovery.tokens.services import EMAIL_CODE, SecretService
+from tests import factories
+from tests.conftest import TEST_SECRET_KEYS
 from tests.integration.conftest import (
     STRONG,
     code_of,
@@ -196,6 +200,63 @@ def test_wrong_codes_for_an_unknown_address_end_as_for_a_known_one(client, anna)
     assert answers == ["invalid_token"] * 4 + ["too_many_attempts"] * 2
 
 
+def _guesses(client, flow, count=6):
+    return [
+        new_password(client, flow_id=flow, code="123456").get_json()["code"] for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("email", ["anna@example.com", "nobody@example.com"])
+def test_a_code_superseded_by_another_flow_locks_as_a_stand_in_does(client, anna, email):
+    """A newer request kills an account's older code; guessing in the older flow must still look
+    like guessing at the stand-in code of an address nobody has (DESIGN §5.1)."""
+    older, newer = _start(client), _start(client)
+    request_reset(client, email, older)
+    mails()
+    request_reset(client, email, newer)
+    mails()
+    assert _guesses(client, older) == ["invalid_token"] * 4 + ["too_many_attempts"] * 2
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("app_config", [{"VERIFY_RATE_LIMIT_PER_FLOW": "1000 per minute"}])
+def test_a_right_code_after_five_concurrent_misses_is_refused(committed_app):
+    """Tries are taken before the code is compared: a request that read the code before other
+    requests spent its five tries cannot then succeed with it (DESIGN §5.2)."""
+    with committed_app.app_context():
+        account = factories.account("racer", ("email", "racer@example.com", True))
+        flow = committed_app.test_client().post("/api/v1/recovery/flows", json={})
+        flow_id = flow.get_json()["id"]
+        right = SecretService(db.session, TEST_SECRET_KEYS).issue_code(
+            EMAIL_CODE, account, flow_id, "email"
+        )
+        db.session.commit()
+        wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+        guesser, racer = db.sessions(), db.sessions()
+        racing = SecretService(racer, TEST_SECRET_KEYS)
+        read = racer.scalar
+
+        def read_then_let_the_guesser_in(statement, *args, **kwargs):
+            found = read(statement, *args, **kwargs)
+            if racer.scalar is read_then_let_the_guesser_in:  # once: right after the SELECT
+                racer.scalar = read
+                for _ in range(5):
+                    with pytest.raises(RecoveryError):
+                        SecretService(guesser, TEST_SECRET_KEYS).verify_code(
+                            EMAIL_CODE, flow_id, wrong
+                        )
+                    guesser.commit()
+            return found
+
+        racer.scalar = read_then_let_the_guesser_in
+        try:
+            with pytest.raises(TooManyAttempts):
+                racing.verify_code(EMAIL_CODE, flow_id, right)
+        finally:
+            racer.close()
+            guesser.close()
+
+
 def test_a_weak_password_costs_nothing(client, anna):
     request_reset(client, "anna@example.com")
     token = link_token(mails()[0])
@@ -288,3 +349,7 @@ def test_past_the_per_account_limit_requests_are_answered_alike_and_send_nothing
     assert len(bodies) == 1
     assert len(mails("anna@example.com")) == 2
     assert len(mails("nobody@example.com")) == 3  # no account, no per-account limit
+    # The request past the limit got a stand-in code: guessing locks as for the unknown address.
+    last_known, last_unknown = (r.get_json()["flow_id"] for r in (known[-1], unknown[-1]))
+    expected = ["invalid_token"] * 4 + ["too_many_attempts"] * 2
+    assert _guesses(client, last_known) == _guesses(client, last_unknown) == expected
