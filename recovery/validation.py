@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -36,8 +37,24 @@ def validate(model: type[M], data: Any) -> M:
         raise ValidationFailed(field_errors(exc)) from None
 
 
+#: What a text field holding a NUL character is told: PostgreSQL cannot store one in text.
+NUL_MESSAGE = "must not contain NUL characters"
+
+
+def refuse_nul(name: str, value: str) -> None:
+    """``ValidationFailed`` naming ``name`` if ``value`` holds a NUL character."""
+    if "\x00" in value:
+        raise ValidationFailed([FieldError(name, NUL_MESSAGE, "nul_character")])
+
+
 def validate_json(adapter: TypeAdapter[Any], raw: bytes | str, drop: int = 0) -> Any:
-    """Parse and validate one JSON document; ``MalformedRequest`` when it is not JSON at all."""
+    """Parse and validate one JSON document; ``MalformedRequest`` when it is not JSON at all.
+
+    A string holding a NUL character (``\\u0000``: raw control characters are not JSON) is
+    refused naming its field, whatever the model: no text column can store it."""
+    escaped_nul = b"\\u0000" in raw if isinstance(raw, bytes) else "\\u0000" in raw
+    if escaped_nul:
+        _refuse_nul_in_document(raw)
     try:
         return adapter.validate_json(raw)
     except ValidationError as exc:
@@ -45,3 +62,21 @@ def validate_json(adapter: TypeAdapter[Any], raw: bytes | str, drop: int = 0) ->
         if any(error["type"] == "json_invalid" for error in errors):
             raise MalformedRequest("not valid JSON") from None
         raise ValidationFailed(field_errors(exc, drop)) from None
+
+
+def _refuse_nul_in_document(raw: bytes | str) -> None:
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return  # not JSON: validation says so
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                refuse_nul(path.removesuffix(".") or "body", key)  # a key: name its object
+                stack.append((f"{path}{key}.", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}{index}.", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            refuse_nul(path.removesuffix(".") or "body", value)

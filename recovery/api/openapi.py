@@ -98,6 +98,8 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         problems += [Unauthenticated, InsufficientScope]
     if op.body is not None:
         problems += [MalformedRequest, UnsupportedMediaType, PayloadTooLarge, ValidationFailed]
+    if parameters:  # a path parameter with a NUL character in it names nothing
+        problems.append(ValidationFailed)
     problem_schema = refs[(Problem, "serialization")]
     for status in sorted({error.status for error in problems}):
         codes = sorted({e.code for e in problems if e.status == status})

@@ -22,7 +22,7 @@ from recovery.audit.services import Actor
 from recovery.clients.models import ApiClient, Scope
 from recovery.clients.services import ApiClientService
 from recovery.db import db
-from recovery.validation import validate_json
+from recovery.validation import refuse_nul, validate_json
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -96,6 +96,8 @@ class Registry:
 
             @functools.wraps(handler)
             def view(**kwargs: Any) -> Response:
+                for name, value in kwargs.items():  # path parameters
+                    refuse_nul(name, value)
                 if scope is not None:
                     kwargs["client"] = authenticate(scope)
                 if adapter is not None:

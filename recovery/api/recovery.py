@@ -27,6 +27,7 @@ from recovery.flows.services import (
 )
 from recovery.flows.tree import DIDNT_WORK, Node
 from recovery.i18n import select_locale
+from recovery.orders.schemas import Email
 from recovery.ratelimits import flow_key, identifier_key, per_flow, per_identifier, per_ip
 from recovery.wiring import flow_service, reset_service, secret_service
 
@@ -105,7 +106,7 @@ class Answer(BaseModel):
 
 class EmailReset(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320)
+    email: Email
     flow_id: str | None = Field(None, max_length=32)
 
 
@@ -213,7 +214,7 @@ def answer_flow(flow_id: str, body: Answer) -> Reply:
     tag="recovery",
     body=EmailReset,
     responses={202: (Accepted, "the same answer whether or not an account uses the address")},
-    raises=FLOW_ERRORS,
+    raises=(*FLOW_ERRORS, FlowFinished),
 )
 @limiter.limit(per_ip)
 @limiter.limit(per_identifier, key_func=identifier_key)

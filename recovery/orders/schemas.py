@@ -29,12 +29,23 @@ PayerId = Annotated[str, Field(max_length=32), _checked(normalise.paypal_payer_i
 OrderNumber = Annotated[str, Field(min_length=1, max_length=80), _checked(normalise.order_number)]
 
 
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a moment before year 1
+        raise PydanticCustomError("out_of_range", "is out of the range of dates") from None
+
+
+#: An aware datetime, moved to UTC (how it is stored and compared).
+UTCDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class OrderIn(BaseModel):
     """The body of ``PUT /orders/{order_number}``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    placed_at: AwareDatetime = Field(description="with a time zone offset")
+    placed_at: UTCDatetime = Field(description="with a time zone offset")
     email: Email | None = None
     phone: Phone | None = None
     payment_method: PaymentMethod
@@ -43,9 +54,6 @@ class OrderIn(BaseModel):
     guest: bool = False
     account_id: ExternalId | None = Field(None, description="the shop's id of the owning account")
 
-    def placed_at_utc(self) -> dt.datetime:
-        return self.placed_at.astimezone(dt.UTC)
-
 
 class OrderRecord(OrderIn):
     order_number: OrderNumber
@@ -53,7 +61,7 @@ class OrderRecord(OrderIn):
     def data(self) -> OrderData:
         return OrderData(
             self.order_number,
-            self.placed_at_utc(),
+            self.placed_at,
             self.email,
             self.phone,
             self.payment_method,

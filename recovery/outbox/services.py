@@ -146,7 +146,8 @@ class OutboxService:
 
     def mail(self, message_id: int) -> OutboxMessage:
         """One mail row; ``NotFound`` when there is none (or the row is not mail)."""
-        message = self.session.get(OutboxMessage, message_id)
+        # Ids are 64-bit: a larger number names nothing (and no driver would send it).
+        message = self.session.get(OutboxMessage, message_id) if 0 < message_id < 2**63 else None
         if message is None or message.channel != Channel.MAIL:
             raise NotFound("no such message")
         return message

@@ -58,6 +58,45 @@ def test_an_oversized_body_is_a_413_problem(client, ingest):
     assert response.get_json()["code"] == "payload_too_large"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("get", "/api/v1/accounts/a%00b", None, "account_id"),
+        ("get", "/api/v1/recovery/flows/%00", None, "flow_id"),
+        ("post", "/api/v1/recovery/flows/%00/answer", {"node": "start", "value": "y"}, "flow_id"),
+        ("post", "/api/v1/recovery/email", {"email": "a@example.com", "flow_id": "\0"}, "flow_id"),
+        ("put", "/api/v1/accounts/a1", {"display_name": "a\0", "identities": []}, "display_name"),
+        (
+            "put",
+            "/api/v1/accounts/a1",
+            {"identities": [{"kind": "email", "value": "a@example.com", "verified": True}, "\0"]},
+            "identities.1",
+        ),
+        ("post", "/api/v1/resolve", {"names": ["Anna", "a\0"]}, "names.1"),
+        ("post", "/api/v1/recovery/flows", {"return_to": "https://x\0y"}, "return_to"),
+        ("post", "/api/v1/recovery/flows", {"\0": 1}, "body"),
+    ],
+)
+def test_a_nul_character_is_a_field_error_on_every_database(
+    client, make_key, method, path, body, field
+):
+    """PostgreSQL cannot store or even compare text holding NUL: such input is named, not a 500."""
+    headers = make_key(Scope.INGEST, Scope.RESOLVE)
+    kwargs = {"headers": headers} | ({"json": body} if body is not None else {})
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == [
+        {"field": field, "message": "must not contain NUL characters", "code": "nul_character"}
+    ]
+
+
+def test_a_literal_backslash_u0000_is_just_text(client, make_key):
+    response = client.post(
+        "/api/v1/resolve", json={"names": ["\\u0000"]}, headers=make_key(Scope.RESOLVE)
+    )
+    assert response.status_code == 200
+
+
 def test_unknown_routes_and_methods_are_problems(client):
     missing = client.get("/api/v1/nothing-here", validate=False)
     assert (missing.status_code, missing.get_json()["code"]) == (404, "not_found")

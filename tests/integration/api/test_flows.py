@@ -373,6 +373,10 @@ def test_a_finished_flow_takes_no_more_answers(client):
     flow.status = FlowStatus.HELP
     db.session.commit()
     problem(answer(client, flow_id, "start", "yes"), 409, "flow_finished")
+    reset = client.post(
+        "/api/v1/recovery/email", json={"email": "a@example.com", "flow_id": flow_id}
+    )
+    problem(reset, 409, "flow_finished")  # a documented answer of this operation too
     assert client.get(f"{FLOWS}/{flow_id}").get_json()["status"] == "help"
 
 

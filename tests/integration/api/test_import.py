@@ -13,6 +13,7 @@ from recovery.accounts.models import Account, Identity
 from recovery.accounts.passwords import context as password_context
 from recovery.clients.models import Scope
 from recovery.db import db
+from recovery.ingest import services
 from recovery.ingest.services import MAX_LINE_BYTES
 from recovery.orders.models import Order
 
@@ -270,6 +271,38 @@ def test_a_malformed_line_is_reported_by_number_and_its_neighbours_are_stored(cl
     ]
     assert stored_account_ids() == {"before-1", "before-2", "after-1"}
     assert stored_order_numbers() == {"ORDER1"}
+
+
+@pytest.mark.parametrize("app_config", [SMALL_BATCH])
+def test_a_line_our_code_trips_over_is_refused_by_number_and_the_import_goes_on(
+    client, ingest, monkeypatch, caplog
+):
+    real = services.prepare
+
+    def faulty(data):
+        if data.account_id == "trips":
+            raise RuntimeError("a fault of ours")
+        return real(data)
+
+    monkeypatch.setattr(services, "prepare", faulty)
+    summary = imported(
+        client,
+        ingest,
+        account("before"),
+        order("EDGE-1", placed_at="0001-01-01T00:00:00+01:00"),  # once a 500 mid-import
+        account("trips"),
+        account("after"),
+    )
+    assert counts(summary)["accepted"] == 2
+    assert [(e["line"], e["code"]) for e in summary["errors"]] == [
+        (2, "validation_failed"),
+        (3, "validation_failed"),
+    ]
+    assert summary["errors"][1]["errors"] == [
+        {"field": "line", "message": "could not be read", "code": "unreadable"}
+    ]
+    assert stored_account_ids() == {"before", "after"}
+    assert "a fault of ours" in caplog.text  # logged for us, not shown to the shop
 
 
 def test_an_unknown_or_missing_type_is_rejected(client, ingest):

@@ -1,3 +1,4 @@
+import pytest
 from sqlalchemy import func, select
 
 from recovery.db import db
@@ -54,6 +55,19 @@ def test_a_naive_timestamp_is_refused(client, ingest):
     )
     assert response.status_code == 422
     assert response.get_json()["errors"][0]["field"] == "placed_at"
+
+
+@pytest.mark.parametrize("placed_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
+def test_a_moment_outside_the_calendar_in_utc_is_a_field_error(client, ingest, placed_at):
+    response = client.put(
+        "/api/v1/orders/A-1", json={**ORDER, "placed_at": placed_at}, headers=ingest
+    )
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0] == {
+        "field": "placed_at",
+        "message": "is out of the range of dates",
+        "code": "out_of_range",
+    }
 
 
 def test_a_changed_order_is_updated(client, ingest):

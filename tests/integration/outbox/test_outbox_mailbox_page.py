@@ -65,6 +65,7 @@ def test_text_in_a_mail_cannot_inject_markup_into_the_page(client):
 
 def test_an_unknown_message_is_404(client):
     assert client.get("/dev/mailbox/999999").status_code == 404
+    assert client.get("/dev/mailbox/99999999999999999999").status_code == 404  # beyond 64 bits
 
 
 def test_there_is_no_mailbox_in_production(database_url):

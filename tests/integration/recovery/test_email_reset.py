@@ -102,6 +102,12 @@ def test_a_request_without_a_flow_is_one_round_trip_on_postgresql(committed_app)
     assert flow.status_code == 200 and flow.get_json()["node"]["id"] == "email_code"
 
 
+def test_an_address_that_is_not_one_is_a_field_error_naming_email(client):
+    response = request_reset(client, "nope")
+    assert response.status_code == 422
+    assert [e["field"] for e in response.get_json()["errors"]] == ["email"]
+
+
 def test_mail_goes_only_to_the_known_address_plus_the_unknown_address_notice(client, anna):
     request_reset(client, "ANNA@example.com ")
     request_reset(client, "nobody@example.com")
