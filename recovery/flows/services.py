@@ -233,7 +233,7 @@ class FlowService:
         else:
             flow.record(node.id, "password_skipped")
         assert node.next is not None
-        completion = self.resets.complete(flow, account, flow.method)
+        completion = self.resets.complete(flow, account, flow.method, password_changed=skip is None)
         return self._move(flow, node.next, completion)
 
     def _oauth_choice(self, flow: RecoveryFlow, node: Node, value: str) -> Step:

@@ -252,19 +252,27 @@ class ResetService:
         password_policy.check(password, emails=self._emails(account))
 
     def set_password(self, account: Account, password: str) -> None:
-        """Store a new password and tell everyone who must know (DESIGN §5.6)."""
+        """Store a new password (the recovery's ``complete`` tells everyone who must know)."""
         self.check_password(account, password)
-        now = self.now()
         account.password_hash = hash_password(password)
-        account.password_changed_at = now
-        # Every outstanding link and code was bound to the old password: they are dead now.
-        self.secrets.supersede(account, RECOVERY_PROOFS)
+        account.password_changed_at = self.now()
         self.session.flush()
+
+    def complete(
+        self, flow: RecoveryFlow | None, account: Account, method: str, *, password_changed: bool
+    ) -> Completion:
+        """Finish a recovery, with or without a new password (DESIGN §5.6): every outstanding
+        link and code of the account dies, every verified address is told (with a "this wasn't
+        me" link that freezes the account), the shop gets ``account.recovered`` to end the old
+        sessions, and a single login ticket (2 minutes) is issued for it to redeem."""
+        now = self.now()
+        self.secrets.supersede(account, RECOVERY_PROOFS)
         freeze = self.secrets.issue_link(FREEZE_LINK, account, None, "email")
+        template = "password_changed" if password_changed else "account_recovered"
         for index, email in enumerate(self._emails(account)):
             self.outbox.enqueue_mail(
                 to=email,
-                template="password_changed",
+                template=template,
                 locale=account.locale,
                 context={
                     "freeze": self._url("/recover/freeze", token=freeze, lang=account.locale),
@@ -272,7 +280,7 @@ class ResetService:
                 },
                 secret=True,
                 # Keys are short ASCII: the position stands for the address, which may be neither.
-                idempotency_key=f"password-changed:{account.id}:{now.timestamp():.6f}:{index}",
+                idempotency_key=f"{template}:{account.id}:{now.timestamp():.6f}:{index}",
             )
         self.outbox.enqueue_webhook(
             "account.recovered",
@@ -284,12 +292,9 @@ class ResetService:
             },
             idempotency_key=f"account.recovered:{account.id}:{now.isoformat()}",
         )
-
-    def complete(self, flow: RecoveryFlow | None, account: Account, method: str) -> Completion:
-        """Finish: a single login ticket (2 minutes) for the shop to redeem."""
         ticket = self.secrets.issue_ticket(account, flow.id if flow else None, method)
         if flow is not None:
-            flow.status, flow.completed_at = FlowStatus.DONE, self.now()
+            flow.status, flow.completed_at = FlowStatus.DONE, now
             flow.record(flow.node, "done", method=method)
         return Completion(account, method, ticket, flow)
 
@@ -332,7 +337,7 @@ class ResetService:
         self.check_password(account, password)
         self.prove(flow, secret, method)
         self.set_password(account, password)
-        return self.complete(flow, account, method)
+        return self.complete(flow, account, method, password_changed=True)
 
     def _emails(self, account: Account) -> Sequence[str]:
         return [i.value for i in account.identities if i.kind is IdentityKind.EMAIL and i.verified]

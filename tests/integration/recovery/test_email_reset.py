@@ -10,6 +10,7 @@ from recovery.accounts.models import Account
 from recovery.db import db
 from recovery.errors import RecoveryError, TooManyAttempts
 from recovery.flows.models import RecoveryFlow
+from recovery.outbox.models import Channel, OutboxMessage
 from recovery.tokens.models import Secret
 from recovery.tokens.services import EMAIL_CODE, SecretService
 from tests import factories
@@ -319,6 +320,50 @@ def test_after_a_recovery_every_verified_address_is_told(client, anna):
     assert [m["to"] for m in notices] == ["anna@example.com"]  # not the unverified one
     assert "/recover/freeze?token=" in notices[0]["text"]
     assert notices[0]["locale"] == "en"
+
+
+WEBHOOKS = {
+    "WEBHOOK_URL": "https://shop.example/hooks",
+    "WEBHOOK_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+}
+
+
+def _events():
+    rows = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.channel == Channel.WEBHOOK)
+    ).all()
+    return [(row.payload["type"], row.payload["data"]["account_id"]) for row in rows]
+
+
+@pytest.mark.parametrize("app_config", [WEBHOOKS])
+@pytest.mark.parametrize(
+    ("password", "template", "trail"),
+    [
+        (STRONG, "password_changed", "password_set"),
+        ("skip", "account_recovered", "password_skipped"),
+    ],
+)
+def test_every_recovery_is_told_and_ends_the_shops_sessions(
+    client, anna, password, template, trail
+):
+    """With a new password or without one (DESIGN §5.6): the notice with a freeze link, the
+    event for the shop, the other half of the request dead, one ticket."""
+    flow = _start(client)
+    answer = lambda node, value: client.post(  # noqa: E731
+        f"/api/v1/recovery/flows/{flow}/answer", json={"node": node, "value": value}
+    )
+    answer("start", "yes")
+    answer("email", "anna@example.com")
+    (mail,) = mails()
+    answer("email_code", code_of(mail))
+    done = answer("new_password", password).get_json()
+    assert done["status"] == "done" and "ticket=" in done["redirect_to"]
+    assert db.session.get(RecoveryFlow, flow).trail[-2]["event"] == trail
+    notices = [m for m in mails() if m["template"] == template]
+    assert [m["to"] for m in notices] == ["anna@example.com"]
+    assert "/recover/freeze?token=" in notices[0]["text"]
+    assert _events() == [("account.recovered", "anna")]
+    assert new_password(client, token=link_token(mail)).get_json()["code"] == "invalid_token"
 
 
 def test_the_new_password_is_an_argon2id_hash(client, anna):
