@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from flask import current_app, request, session
 from flask_limiter.util import get_remote_address
 
+from recovery.flows.tree import DEFAULT_TREE, NodeType
 from recovery.identity import normalise
 
 
@@ -28,6 +30,24 @@ def per_flow() -> str:
     return str(current_app.config["VERIFY_RATE_LIMIT_PER_FLOW"])
 
 
+#: The requests that send a code (the email endpoint, and an answer to an email or phone form in
+#: the API or the wizard) share one per-address budget: asking through another door does not
+#: double it (DESIGN §5.3, "20/min per IP for requests").
+CODE_REQUESTS = "code-requests"
+#: And each address or number one budget, whichever door it is asked through.
+IDENTIFIERS = "identifiers"
+
+#: Where an answer travels, in the order it is read: the API's ``value``, then the wizard's
+#: fields (each form names its input after what it asks for).
+ANSWER_FIELDS = ("value", "choice", "email", "phone", "code", "password")
+
+_IDENTIFIER_NODES = frozenset(
+    node.id
+    for node in DEFAULT_TREE.nodes.values()
+    if node.type in (NodeType.EMAIL_FORM, NodeType.PHONE_FORM)
+)
+
+
 def _fields() -> dict[str, object]:
     """The request's fields: the JSON body of the API, or the form of a hosted page."""
     body = request.get_json(silent=True)
@@ -36,11 +56,32 @@ def _fields() -> dict[str, object]:
     return dict(request.form.items())
 
 
+def answer_of(fields: Mapping[str, object]) -> str:
+    """The answer a flow request carries (``ANSWER_FIELDS``), or ``""``."""
+    return next((str(fields[name]) for name in ANSWER_FIELDS if fields.get(name)), "")
+
+
+def requested_identifier() -> str | None:
+    """The email address or phone number this request asks a code for, as sent; ``None`` when it
+    asks for none (an answer to a question, a code, a password)."""
+    fields = _fields()
+    if "node" not in fields:  # POST /recovery/email: the address is the request
+        return str(fields.get("email") or "")
+    node = fields["node"]
+    if isinstance(node, str) and node in _IDENTIFIER_NODES:
+        return answer_of(fields)
+    return None
+
+
+def asks_for_no_code() -> bool:
+    """``exempt_when`` of the limits that only concern requests for a code."""
+    return requested_identifier() is None
+
+
 def identifier_key() -> str:
     """``identifier:<hmac of the normalised email or phone>``; the raw text when it will not parse
     (the request then fails validation anyway, but still counts)."""
-    fields = _fields()
-    raw = str(fields.get("email") or fields.get("phone") or "")
+    raw = requested_identifier() or ""
     try:
         value = normalise.email(raw) if "@" in raw else normalise.phone(raw)
     except normalise.InvalidValue:

@@ -31,14 +31,21 @@ from recovery.flows.models import RecoveryFlow
 from recovery.flows.services import Step
 from recovery.flows.tree import DIDNT_WORK, NodeType
 from recovery.i18n import LOCALES, select_locale, use_locale
-from recovery.ratelimits import flow_key, identifier_key, per_flow, per_identifier, per_ip
+from recovery.ratelimits import (
+    CODE_REQUESTS,
+    IDENTIFIERS,
+    answer_of,
+    asks_for_no_code,
+    flow_key,
+    identifier_key,
+    per_flow,
+    per_identifier,
+    per_ip,
+)
 from recovery.web.messages import for_code, for_error
 from recovery.wiring import flow_service, reset_service
 
 blueprint = Blueprint("recover", __name__, url_prefix="/recover")
-
-#: The form field that carries an identifier, by node type (what the per-identifier limit keys on).
-IDENTIFIER_FIELDS = ("email", "phone")
 
 
 def init_app(app: Flask) -> None:
@@ -123,14 +130,13 @@ def wizard() -> Any:
     return _render(flow_service().current(flow.id))
 
 
-def _not_an_identifier_request() -> bool:
-    return not any(request.form.get(name) for name in IDENTIFIER_FIELDS)
-
-
 @blueprint.post("")
 @limiter.limit(per_ip)
 @limiter.limit(per_flow, key_func=flow_key)
-@limiter.limit(per_identifier, key_func=identifier_key, exempt_when=_not_an_identifier_request)
+@limiter.shared_limit(per_ip, scope=CODE_REQUESTS, exempt_when=asks_for_no_code)
+@limiter.shared_limit(
+    per_identifier, scope=IDENTIFIERS, key_func=identifier_key, exempt_when=asks_for_no_code
+)
 def answer() -> Any:
     """Apply the submitted answer to the current step; Post/Redirect/Get on success."""
     flow = _flow()
@@ -138,14 +144,7 @@ def answer() -> Any:
         return redirect(url_for("recover.wizard"), 303)
     _language(flow)
     node = request.form.get("node", "")
-    value = (
-        request.form.get("choice")
-        or request.form.get("email")
-        or request.form.get("phone")
-        or request.form.get("code")
-        or request.form.get("password")
-        or ""
-    )
+    value = answer_of(request.form)  # what the identifier limit keyed on, read the same way
     try:
         step = _commit(lambda: flow_service().answer(flow.id, node, value))
     except RecoveryError as exc:

@@ -150,6 +150,65 @@ def test_the_address_limit_covers_every_recovery_endpoint(client):
     assert client.post("/api/v1/recovery/flows", json={}).status_code == 201  # its own budget
 
 
+def _flow_at_email(client):
+    flow = client.post("/api/v1/recovery/flows", json={}).get_json()["id"]
+    client.post(f"/api/v1/recovery/flows/{flow}/answer", json={"node": "start", "value": "yes"})
+    return flow
+
+
+def _answer_email(client, flow, email):
+    return client.post(
+        f"/api/v1/recovery/flows/{flow}/answer", json={"node": "email", "value": email}
+    )
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "2 per minute",
+            "RESET_RATE_LIMIT_PER_IP": "100 per minute",
+        }
+    ],
+)
+def test_an_address_answered_in_a_flow_counts_as_a_request_for_it(client, anna):
+    first = _answer_email(client, _flow_at_email(client), "anna@example.com")
+    second = request_reset(client, " Anna@Example.com")
+    known = _answer_email(client, _flow_at_email(client), "anna@example.com")
+    assert [first.status_code, second.status_code, known.status_code] == [200, 202, 429]
+    for _ in range(2):
+        _answer_email(client, _flow_at_email(client), "nobody@example.com")
+    unknown = _answer_email(client, _flow_at_email(client), "nobody@example.com")
+    assert unknown.status_code == 429
+    # Alike but for "instance", the path, which names each request's own flow.
+    drop_instance = lambda response: {  # noqa: E731
+        k: v for k, v in response.get_json().items() if k != "instance"
+    }
+    assert drop_instance(unknown) == drop_instance(known)
+    assert len(mails("anna@example.com")) == 2
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IP": "3 per minute",
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "50 per minute",
+        }
+    ],
+)
+def test_the_requests_for_a_code_share_one_budget_per_client_address(client, app):
+    flows = [_flow_at_email(client) for _ in range(2)]  # answers to questions do not count
+    assert request_reset(client, "p1@example.com").status_code == 202
+    assert _answer_email(client, flows[0], "p2@example.com").status_code == 200
+    assert request_reset(client, "p3@example.com").status_code == 202
+    assert _answer_email(client, flows[1], "p4@example.com").status_code == 429
+    assert request_reset(client, "p5@example.com").status_code == 429
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.7"  # another client has its own
+    assert request_reset(other, "p6@example.com").status_code == 202
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     "app_config",

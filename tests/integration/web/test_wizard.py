@@ -154,3 +154,30 @@ def test_the_wizard_limits_each_address_on_its_own(client, app):
 
     assert [submit("a@example.com") for _ in range(3)] == [303, 303, 429]
     assert submit("b@example.com") == 303  # another address has its own budget
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "2 per minute",
+            "RESET_RATE_LIMIT_PER_IP": "100 per minute",
+        }
+    ],
+)
+def test_the_address_limit_keys_on_the_field_the_wizard_reads(client, app, anna):
+    """A hand-made form may carry the address in another field than the page's: the limit reads
+    the answer as the wizard does, so no field gets around it."""
+
+    def submit(**fields):
+        other = app.test_client()
+        page = follow(other, post(other, start(other), choice="yes"))
+        return post(other, page, **fields).status_code
+
+    statuses = [
+        submit(choice="anna@example.com"),
+        submit(email="anna@example.com"),
+        submit(choice="ANNA@example.com ", email="decoy@example.com"),
+    ]
+    assert statuses == [303, 303, 429]
+    assert len(mails("anna@example.com")) == 2
