@@ -40,7 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)
-    register_problems(app)
+    register_problems(app, page=recover.error_page)
     app.register_blueprint(ops.blueprint)
     dev.init_app(app)  # /dev/mailbox, in development only
     recover.init_app(app)

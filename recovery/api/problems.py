@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from flask_limiter.errors import RateLimitExceeded
@@ -67,23 +68,36 @@ _HTTP_ERRORS: dict[int, type[RecoveryError]] = {
 }
 
 
-def register(app: Flask) -> None:
-    """Render every error as a problem: ours, Werkzeug's, the rate limiter's, and crashes."""
+#: Where the hosted pages live: their errors are pages too (``register``'s ``page``).
+PAGE_PREFIXES = ("/recover", "/dev/")
+
+
+def register(app: Flask, page: Callable[[RecoveryError], Response] | None = None) -> None:
+    """Render every error as a problem: ours, Werkzeug's, the rate limiter's, and crashes. Under
+    ``PAGE_PREFIXES`` ``page`` renders it instead, for a person (in their language)."""
+
+    def answer(error: RecoveryError) -> Response:
+        if page is not None and request.path.startswith(PAGE_PREFIXES):
+            try:
+                return page(error)
+            except Exception:  # the page itself failed: the problem still says what happened
+                log.exception("error page failed on %s %s", request.method, request.path)
+        return problem_response(error)
 
     @app.errorhandler(RecoveryError)
     def _ours(error: RecoveryError) -> Response:
-        return problem_response(error)
+        return answer(error)
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(error: RateLimitExceeded) -> Response:
         # One body for every limited request: it must not tell whether an identifier is known.
         # The limiter adds Retry-After and X-RateLimit-* headers to this response itself.
-        return problem_response(errors.RateLimited())
+        return answer(errors.RateLimited())
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         kind = _HTTP_ERRORS.get(error.code or 500, errors.InternalError)
-        response = problem_response(kind())
+        response = answer(kind())
         if isinstance(error, werkzeug_errors.MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
@@ -94,9 +108,9 @@ def register(app: Flask) -> None:
             return _crash(error)
         # The database went away under the request (a restart): it may not have been kept.
         log.warning("database connection lost on %s %s: %s", request.method, request.path, error)
-        return problem_response(errors.ServiceUnavailable("the database is unavailable"))
+        return answer(errors.ServiceUnavailable("the database is unavailable"))
 
     @app.errorhandler(Exception)
     def _crash(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(errors.InternalError())
+        return answer(errors.InternalError())

@@ -228,6 +228,14 @@ def freeze_submit() -> Any:
     return render_template("web/freeze.html", token=None, error=None, frozen=True)
 
 
+def error_page(error: RecoveryError) -> Response:
+    """An error on a hosted page (a limit, a page that is not there, a crash): the translated
+    sentence on the error page, with the error's status."""
+    use_locale(select_locale())
+    page = render_template("web/error.html", error=for_error(error))
+    return Response(page, status=error.status, mimetype="text/html")
+
+
 def _csrf_failed(error: CSRFError) -> tuple[str, int]:
     use_locale(select_locale())
     return render_template("web/error.html", error=for_code("csrf")), 400

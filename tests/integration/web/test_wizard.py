@@ -181,3 +181,49 @@ def test_the_address_limit_keys_on_the_field_the_wizard_reads(client, app, anna)
     ]
     assert statuses == [303, 303, 429]
     assert len(mails("anna@example.com")) == 2
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "1 per minute",
+            "RESET_RATE_LIMIT_PER_IP": "100 per minute",
+        }
+    ],
+)
+def test_a_limited_page_says_so_in_the_persons_language(client, app, anna):
+    def submit(email):
+        other = app.test_client()
+        page = follow(other, post(other, start(other, "pl"), choice="yes"))
+        return post(other, page, email=email)
+
+    assert submit("anna@example.com").status_code == submit("nobody@example.com").status_code
+    known, unknown = submit("anna@example.com"), submit("nobody@example.com")
+    assert known.status_code == 429 and known.mimetype == "text/html"
+    assert "Za dużo prób. Odczekaj kilka minut i spróbuj ponownie." in known.get_data(as_text=True)
+    assert int(known.headers["Retry-After"]) > 0
+    assert known.get_data() == unknown.get_data()
+
+
+def test_pages_that_are_not_there_are_pages_too(client):
+    missing = client.get("/recover/nope?lang=pl")
+    assert (missing.status_code, missing.mimetype) == (404, "text/html")
+    assert "Nie udało się tego znaleźć. Zacznij od nowa." in missing.get_data(as_text=True)
+    wrong_method = client.put("/recover", headers={"Accept-Language": "en"})
+    assert (wrong_method.status_code, wrong_method.mimetype) == (405, "text/html")
+    assert "GET" in wrong_method.headers["Allow"]
+    assert "Something went wrong. Please try again." in wrong_method.get_data(as_text=True)
+
+
+def test_a_crash_on_a_page_is_a_page_without_details(client, monkeypatch):
+    from recovery.web import recover
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(recover, "flow_service", broken)
+    crashed = client.get("/recover?lang=pl")
+    assert (crashed.status_code, crashed.mimetype) == (500, "text/html")
+    text = crashed.get_data(as_text=True)
+    assert "Coś poszło nie tak. Spróbuj ponownie." in text and "secret internals" not in text
