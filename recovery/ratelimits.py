@@ -49,10 +49,11 @@ _IDENTIFIER_NODES = frozenset(
 
 
 def _fields() -> dict[str, object]:
-    """The request's fields: the JSON body of the API, or the form of a hosted page."""
-    body = request.get_json(silent=True)
-    if isinstance(body, dict):
-        return body
+    """The request's fields: the JSON body of the API (read and size-checked before the limits
+    are, see ``api.operations.read_json_body``), or the form of a hosted page."""
+    if request.blueprint == "api":
+        body = request.get_json(silent=True)
+        return body if isinstance(body, dict) else {}
     return dict(request.form.items())
 
 

@@ -153,8 +153,13 @@ def read_json_body() -> bytes:
         raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes")
     # Read through Werkzeug with a cap (a chunked body has no Content-Length) and keep the bytes
     # cached: rate-limit keys read the body again (``recovery.ratelimits.identifier_key``).
-    request.max_content_length = limit
+    # Werkzeug cuts a chunked body at the cap instead of refusing it, so the cap is one byte over
+    # the limit and a body that reaches it was longer than allowed.
+    request.max_content_length = limit + 1
     try:
-        return request.get_data(cache=True)
+        data = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes") from None
+        data = None
+    if data is None or len(data) > limit:
+        raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes")
+    return data

@@ -1,7 +1,11 @@
 """Bad input gets a structured problem, never a 500 page or an echo; operators get health checks."""
 
+import io
+import json
+
 import pytest
 from openapi_spec_validator import validate
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from recovery.clients.models import Scope
 from tests.conftest import make_app
@@ -56,6 +60,34 @@ def test_an_oversized_body_is_a_413_problem(client, ingest):
     response = client.put("/api/v1/accounts/a", json={"display_name": "x" * 100}, headers=ingest)
     assert response.status_code == 413
     assert response.get_json()["code"] == "payload_too_large"
+
+
+def _chunked_post(app, path, body):
+    """A POST sent as a chunked body (no Content-Length), as a proxy may forward it; the test
+    client always sets a length, so this goes to the WSGI app itself."""
+    builder = EnvironBuilder(path=path, method="POST", headers={"Content-Type": "application/json"})
+    environ = builder.get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update(
+        {
+            "HTTP_TRANSFER_ENCODING": "chunked",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.input_terminated": True,
+        }
+    )
+    chunks, status, _headers = run_wsgi_app(app, environ)
+    return int(status.split()[0]), json.loads(b"".join(chunks))
+
+
+@pytest.mark.parametrize("app_config", [{"MAX_JSON_BYTES": 64}])
+def test_an_oversized_chunked_body_is_refused_not_cut_short(app):
+    fits = b"{}" + b" " * 62
+    assert _chunked_post(app, "/api/v1/recovery/flows", fits)[0] == 201
+    # Cut at the limit, this one would be valid JSON: it must be refused whole.
+    status, problem = _chunked_post(app, "/api/v1/recovery/flows", fits + b"GARBAGE")
+    assert (status, problem["code"]) == (413, "payload_too_large")
+    status, problem = _chunked_post(app, "/api/v1/recovery/email", b'{"email": "' + b"a" * 5000)
+    assert (status, problem["code"]) == (413, "payload_too_large")
 
 
 @pytest.mark.parametrize(
