@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 from recovery.api.operations import JSON_MEDIA_TYPE, Operation
 from recovery.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from recovery.errors import (
+    Conflict,
     InsufficientScope,
     InternalError,
     MalformedRequest,
@@ -85,9 +86,11 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         if model is not None:
             response["content"] = {JSON_MEDIA_TYPE: {"schema": refs[(model, "serialization")]}}
         spec["responses"][str(status)] = response
-    # Any operation may be rate limited, find the database gone (503) or crash.
+    # Any operation may be rate limited, lose a race to a concurrent writer (409, see
+    # ``operations.view``), find the database gone (503) or crash.
     problems: list[type[RecoveryError]] = [
         *op.raises,
+        Conflict,
         RateLimited,
         ServiceUnavailable,
         InternalError,

@@ -7,6 +7,7 @@ there, keeping memory flat and progress durable on imports of millions of lines.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gc
 import itertools
@@ -102,12 +103,17 @@ class Summary:
 def bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
     """The lines of ``stream``, each read with a bounded buffer: a line over ``MAX_LINE_BYTES`` is
     cut short (and so refused by the importer) and its rest skipped, so one endless line cannot
-    exhaust memory."""
+    exhaust memory. A UTF-8 byte order mark in front of the first line (spreadsheet exports
+    write one) is dropped."""
     cap = MAX_LINE_BYTES + 2  # room for "\r\n"
+    first = True
     while line := stream.readline(cap):
         if len(line) == cap and not line.endswith(b"\n"):
             while (rest := stream.readline(cap)) and not rest.endswith(b"\n"):
                 pass
+        if first:
+            first = False
+            line = line.removeprefix(codecs.BOM_UTF8)
         yield line
 
 

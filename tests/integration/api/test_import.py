@@ -349,6 +349,13 @@ def test_a_field_error_names_the_field_path(client, ingest):
     assert stored_order_numbers() == set()
 
 
+def test_a_byte_order_mark_in_front_of_the_file_is_no_error(client, ingest):
+    body = b"\xef\xbb\xbf" + ndjson(account("bom-1"), account("bom-2"))
+    summary = upload(client, ingest, body).get_json()
+    assert (summary["accepted"], summary["rejected"]) == (2, 0)
+    assert stored_account_ids() == {"bom-1", "bom-2"}
+
+
 def test_blank_lines_are_skipped_but_keep_their_numbers(client, ingest):
     body = b"\n" + ndjson(account("b-1")) + b"   \n\r\n" + ndjson("{oops", account("b-2")) + b"\n"
 
