@@ -15,7 +15,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     The configuration is validated here, once; a bad setting raises ``ConfigError`` naming it.
     """
     from recovery import config as settings
-    from recovery import i18n, ops
+    from recovery import i18n, ops, ratelimits
     from recovery.api import init_app as init_api
     from recovery.api.problems import register as register_problems
     from recovery.extensions import csrf, db, limiter
@@ -37,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=app.config["PUBLIC_URL"].startswith("https://"),
     )
     db.init_app(app)
+    ratelimits.hide_counters(app)  # before the limiter: see its docstring
     limiter.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from flask import current_app, request, session
+from flask import Flask, Response, current_app, request, session
 from flask_limiter.util import get_remote_address
 
 from recovery.flows.tree import DEFAULT_TREE, NodeType
@@ -98,3 +98,28 @@ def flow_key() -> str:
     if not flow_id:
         flow_id = session.get("flow")
     return f"flow:{flow_id}" if flow_id else f"ip:{get_remote_address()}"
+
+
+#: The public recovery endpoints and pages: anyone may call them about anyone's address.
+PUBLIC_PREFIXES = ("/api/v1/recovery/", "/recover")
+COUNTER_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def hide_counters(app: Flask) -> None:
+    """Keep the limiter's counters off the public recovery answers.
+
+    There the counter nearest its limit is an address's: ``X-RateLimit-Remaining`` told anyone
+    how often an address had been asked for today (someone trying to get into an account there),
+    and the reset time when that began. A refusal keeps ``Retry-After``, which a client needs.
+    Must be called before ``limiter.init_app``: Flask runs ``after_request`` functions in reverse,
+    so this one then runs after the limiter has added its headers.
+    """
+
+    @app.after_request
+    def _hide(response: Response) -> Response:
+        if request.path.startswith(PUBLIC_PREFIXES):
+            for name in COUNTER_HEADERS:
+                del response.headers[name]
+            if response.status_code != 429:
+                del response.headers["Retry-After"]
+        return response

@@ -150,6 +150,28 @@ def test_the_address_limit_covers_every_recovery_endpoint(client):
     assert client.post("/api/v1/recovery/flows", json={}).status_code == 201  # its own budget
 
 
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RESET_RATE_LIMIT_PER_IDENTIFIER": "2 per minute",
+            "RESET_RATE_LIMIT_PER_IP": "100 per minute",
+        }
+    ],
+)
+def test_public_answers_do_not_show_how_often_an_address_was_asked_for(client, ingest):
+    answers = [request_reset(client, "someone@example.com") for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    for answer in answers:
+        assert not [name for name in dict(answer.headers) if name.startswith("X-RateLimit")]
+    assert "Retry-After" not in answers[0].headers and int(answers[2].headers["Retry-After"]) > 0
+    page = client.get("/recover")
+    assert not [name for name in dict(page.headers) if name.startswith("X-RateLimit")]
+    # The shop's own API keeps them: its key's budget is its own business.
+    shop = client.get("/api/v1/accounts/nobody", headers=ingest)
+    assert "X-RateLimit-Remaining" in shop.headers
+
+
 def _flow_at_email(client):
     flow = client.post("/api/v1/recovery/flows", json={}).get_json()["id"]
     client.post(f"/api/v1/recovery/flows/{flow}/answer", json={"node": "start", "value": "yes"})
