@@ -65,6 +65,9 @@ class Account(Base):
     #: Guest and social-only accounts have no password.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: SHA-256 of the hash the shop last sent: a replay of it must not undo a password the
+    #: service set since (a recovery); only a hash the shop changed replaces the password.
+    shop_password_digest: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     vip: Mapped[bool] = mapped_column(Boolean, default=False)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -204,6 +205,7 @@ class AccountService:
                 Account.locale,
                 Account.vip,
                 Account.password_hash,
+                Account.shop_password_digest,
             ).where(one_of(self.session, Account.external_id, external_ids))
         ).mappings()
         existing = {row["external_id"]: _Existing(dict(row)) for row in accounts}
@@ -241,6 +243,10 @@ class AccountService:
         return owners
 
 
+def _digest(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()
+
+
 def _dedupe(identities: Iterable[IdentityData]) -> dict[IdentityKey, bool]:
     """Each identity once, with whether it is verified (by any of its repeats)."""
     wanted: dict[IdentityKey, bool] = {}
@@ -260,6 +266,7 @@ def _account_row(prepared: PreparedAccount, now: dt.datetime) -> dict[str, Any]:
         "locale": record.locale,
         "vip": record.vip,
         "password_hash": password_hash,
+        "shop_password_digest": _digest(password_hash) if password_hash else None,
         "password_changed_at": now if password_hash else None,
         "created_at": now,
         "updated_at": now,
@@ -273,10 +280,15 @@ def _account_changes(
     changes = {name: wanted[name] for name in _ACCOUNT_FIELDS if current[name] != wanted[name]}
     if "display_name" in changes:
         changes["name_key"] = wanted["name_key"]
-    # An absent hash leaves the password alone: the shop may not export hashes at all.
-    if wanted["password_hash"] is not None and wanted["password_hash"] != current["password_hash"]:
-        changes["password_hash"] = wanted["password_hash"]
-        changes["password_changed_at"] = now
+    # An absent hash leaves the password alone: the shop may not export hashes at all. The same
+    # hash as the shop's last one leaves it alone too, even when the service has set another
+    # since (a recovery): only a password the shop itself changed replaces ours.
+    digest = wanted["shop_password_digest"]
+    if digest is not None and digest != current["shop_password_digest"]:
+        changes["shop_password_digest"] = digest
+        if wanted["password_hash"] != current["password_hash"]:
+            changes["password_hash"] = wanted["password_hash"]
+            changes["password_changed_at"] = now
     if changes:
         changes["updated_at"] = now
     return changes

@@ -99,6 +99,28 @@ def test_an_absent_password_hash_leaves_the_password_alone(client, ingest):
     assert response.get_json()["has_password"] is True
 
 
+def test_a_replay_does_not_undo_a_password_set_by_a_recovery(client, ingest):
+    put(client, ingest, "shop-1", BODY)
+    account = db.session.scalar(select(Account).where(Account.external_id == "shop-1"))
+    recovered = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$set-by-a-recovery"
+    account.password_hash = recovered  # what ResetService.set_password stores
+    db.session.commit()
+
+    replay = put(client, ingest, "shop-1", BODY)  # the nightly export, unchanged
+    assert replay.status_code == 200
+    db.session.refresh(account)
+    assert account.password_hash == recovered
+    events = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert events[-1] == "account.unchanged"
+
+    from recovery.accounts.passwords import context
+
+    changed_in_the_shop = context.hash("changed in the shop itself")
+    put(client, ingest, "shop-1", {**BODY, "password_hash": changed_in_the_shop})
+    db.session.refresh(account)
+    assert account.password_hash == changed_in_the_shop
+
+
 def test_an_identity_of_another_account_is_a_409_and_nothing_is_stored(client, ingest):
     factories.account("other", ("email", "anna.nowak@example.com", True))
     before = counts()
