@@ -318,24 +318,30 @@ class Importer:
     def _apply(
         self, batch: list[tuple[int, Record]]
     ) -> list[tuple[int, str | None, RecoveryError | None]]:
-        # Accounts first, so an order may name an account from the same batch.
-        accounts = [(n, r) for n, r in batch if not isinstance(r, OrderData)]
-        orders = [(n, r) for n, r in batch if isinstance(r, OrderData)]
+        # Runs of accounts and of orders are written in the order of their lines: an order may
+        # name an account from an earlier line, in this batch or before, never from a later one,
+        # whatever the batch size (a file of accounts, then orders, is two runs at most).
         results: list[tuple[int, str | None, RecoveryError | None]] = []
-        if accounts:
-            outcomes = AccountService(self.session).upsert_many([r for _, r in accounts])
-            # Counted in accounts, identities (about two an account) are analysed a little later.
-            created = sum(o.result == "created" for o in outcomes)
-            self.statistics.add((Account.__tablename__, Identity.__tablename__), created)
-            results += [
-                (n, o.result, o.error) for (n, _), o in zip(accounts, outcomes, strict=True)
-            ]
-        if orders:
-            order_outcomes = OrderService(self.session).upsert_many([r for _, r in orders])
-            created = sum(o.result == "created" for o in order_outcomes)
-            self.statistics.add((Order.__tablename__,), created)
-            results += [
-                (n, o.result, o.error) for (n, _), o in zip(orders, order_outcomes, strict=True)
-            ]
+        for is_order, run in itertools.groupby(
+            batch, key=lambda item: isinstance(item[1], OrderData)
+        ):
+            lines = list(run)
+            if is_order:
+                orders = [r for _, r in lines if isinstance(r, OrderData)]
+                order_outcomes = OrderService(self.session).upsert_many(orders)
+                created = sum(o.result == "created" for o in order_outcomes)
+                self.statistics.add((Order.__tablename__,), created)
+                results += [
+                    (n, o.result, o.error) for (n, _), o in zip(lines, order_outcomes, strict=True)
+                ]
+            else:
+                accounts = [r for _, r in lines if not isinstance(r, OrderData)]
+                outcomes = AccountService(self.session).upsert_many(accounts)
+                # Counted in accounts, identities (about two an account) are analysed a little later.
+                created = sum(o.result == "created" for o in outcomes)
+                self.statistics.add((Account.__tablename__, Identity.__tablename__), created)
+                results += [
+                    (n, o.result, o.error) for (n, _), o in zip(lines, outcomes, strict=True)
+                ]
         self.session.flush()
         return results

@@ -389,6 +389,24 @@ def test_an_order_naming_an_unknown_account_is_rejected(client, ingest):
     assert stored_order_numbers() == {"ORDER1"}
 
 
+@pytest.mark.parametrize("app_config", BATCH_SIZES)
+def test_an_order_may_name_an_account_of_an_earlier_line_never_a_later_one(client, ingest):
+    """The same answer whatever the batch size: lines are applied in their order."""
+    summary = imported(
+        client,
+        ingest,
+        account("early"),
+        order("ORDER-1", "early"),
+        order("ORDER-2", "late"),
+        account("late"),
+        order("ORDER-3", "late"),
+    )
+    assert [(e["line"], e["errors"][0]["code"]) for e in summary["errors"]] == [
+        (3, "unknown_account")
+    ]
+    assert stored_order_numbers() == {"ORDER1", "ORDER3"}
+
+
 def test_an_identity_claimed_twice_in_one_upload_goes_to_the_first_line(client, ingest):
     summary = imported(
         client,
