@@ -12,6 +12,9 @@ class DeliveryError(Exception):
     stored on the outbox row, so it never contains a password, a URL with credentials or a body.
     """
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, unreachable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        #: Nobody answered (connection refused, timed out): the message was not judged, so the
+        #: outbox keeps trying it, however long the outage, instead of counting it towards death.
+        self.unreachable = unreachable

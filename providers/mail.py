@@ -116,7 +116,7 @@ class SmtpTransport:
             smtp = self._connect()
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(
-                f"SMTP connection failed: {_describe(exc)}", retryable=True
+                f"SMTP connection failed: {_describe(exc)}", retryable=True, unreachable=True
             ) from exc
         try:
             self._send(smtp, message)

@@ -87,11 +87,13 @@ class HttpWebhookSender:
             response = self._client.post(url, content=body, headers=dict(headers))
         except httpx.TimeoutException as exc:
             raise DeliveryError(
-                f"webhook timed out ({type(exc).__name__})", retryable=True
+                f"webhook timed out ({type(exc).__name__})", retryable=True, unreachable=True
             ) from exc
         except httpx.HTTPError as exc:
             # Connection refused, reset, TLS failures: the endpoint may come back.
-            raise DeliveryError(f"webhook failed ({type(exc).__name__})", retryable=True) from exc
+            raise DeliveryError(
+                f"webhook failed ({type(exc).__name__})", retryable=True, unreachable=True
+            ) from exc
         status = response.status_code
         if 200 <= status < 300:
             return

@@ -172,9 +172,7 @@ def worker_command(once: bool, interval: float | None) -> None:
     worker = Worker(db.sessions, mail, webhooks, settings, tasks=task_handlers())
     try:
         if once:
-            # Each pass reschedules what failed into the future, so this ends.
-            while worker.run_once() > 0:
-                pass
+            worker.run_until_idle()
             stats = worker.stats
             click.echo(f"{stats.sent} sent, {stats.retried} to retry, {stats.dead} dead")
         else:

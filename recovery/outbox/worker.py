@@ -1,23 +1,30 @@
 """The outbox worker: delivers due messages and runs due tasks, with retries, backoff and a
 dead-letter state.
 
-Each message is delivered in its own short transaction: lock the row, send, record the outcome,
-commit. On PostgreSQL the row is claimed with ``FOR UPDATE SKIP LOCKED``, so any number of workers
-(on any number of hosts) share the outbox and a row is only ever in one worker's hands; the status
-it commits (``sent``) keeps every later claim away from it. SQLite has no row locks: there the
-selection is plain and one worker process is the rule (the embedded setup runs one).
+A mail or a webhook is claimed in a short transaction of its own: its attempt is counted and it
+is leased (``CLAIM_LEASE``: due again only after that), and the transaction commits. It is then
+sent with no transaction open, and the outcome is recorded by one conditional UPDATE (the row is
+still leased to this attempt). No database lock or snapshot is held while a mail server or the
+shop's endpoint takes its time: on SQLite a request writing meanwhile no longer made the record
+fail and the mail go out again; on PostgreSQL, claimed with ``FOR UPDATE SKIP LOCKED``, any number
+of workers share the outbox and a row is in one worker's hands at a time.
 
-What remains is the crash between the receiver's "accepted" and our commit: the row is still
-pending and is sent again. The mail carries a Message-ID derived from the idempotency key and a
-webhook its ``webhook-id``, so the receiver can recognise the duplicate.
+What remains is a worker that dies between the receiver's "accepted" and the record: when the
+lease ends the row is sent again. The mail carries a Message-ID derived from the idempotency key
+and a webhook its ``webhook-id``, so the receiver can recognise the duplicate.
 
-A task (``Channel.TASK``) runs its handler inside a savepoint of that same transaction, so what the
-handler writes (secrets, the mail it queues) commits together with the task's ``sent`` status or
-not at all: a task is never half done, and a failed one is retried like a failed delivery.
+A task (``Channel.TASK``) touches only the database: it runs in a savepoint of its claiming
+transaction, so what the handler writes (secrets, the mail it queues) commits together with the
+task's ``sent`` status or not at all, and a failed one is retried like a failed delivery.
+
+A failure where nobody answered (a mail server or endpoint down, ``DeliveryError.unreachable``)
+backs off like any other but never makes a message dead: an outage delays mail, it does not
+lose it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -25,13 +32,13 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from providers.errors import DeliveryError
@@ -50,6 +57,11 @@ log = logging.getLogger(__name__)
 #: A retry waits between 75 % and 100 % of its backoff, so failed messages do not stampede back.
 JITTER = 0.25
 MAX_ERROR_LENGTH = 500
+#: How long a claimed mail or webhook is left to its worker (far longer than any send may take):
+#: after that it is due again, in case the worker died or hung mid-send.
+CLAIM_LEASE = dt.timedelta(minutes=5)
+#: Tries at recording an outcome when the database is busy (SQLite's single writer).
+RECORD_TRIES = 5
 
 #: Runs one task: the worker's session (its transaction) and the task's ``args``.
 TaskHandler = Callable[[Session, dict[str, Any]], None]
@@ -114,9 +126,8 @@ class Worker:
         database outage is logged and waited out; it does not end the worker.
         """
         interval = poll_interval or self.settings.poll_interval
-        previous = self._install_signal_handlers()
-        log.info("outbox worker started (poll every %.1f s, %r)", interval, self.settings)
-        try:
+        with self.signals_stop():
+            log.info("outbox worker started (poll every %.1f s, %r)", interval, self.settings)
             while not self._stop.is_set():
                 try:
                     busy = self.run_once() > 0
@@ -125,23 +136,34 @@ class Worker:
                     busy = False
                 if not busy:
                     self._stop.wait(interval)
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             log.info("outbox worker stopped (%s)", self.stats)
+
+    def run_until_idle(self) -> None:
+        """Deliver until nothing is due (``recovery worker --once``); a signal stops it as it
+        stops ``run_forever``: after the message in hand. Each pass reschedules what failed into
+        the future, so this ends."""
+        with self.signals_stop():
+            while not self._stop.is_set() and self.run_once() > 0:
+                pass
 
     def stop(self) -> None:
         """Ask ``run_forever``/``run_once`` to return after the message in hand."""
         self._stop.set()
 
-    def _install_signal_handlers(self) -> dict[int, signal.Handlers | Callable[..., object] | int]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}  # signals reach the main thread only; a threaded worker is stopped by stop()
+    @contextlib.contextmanager
+    def signals_stop(self) -> Iterator[None]:
+        """SIGTERM and SIGINT call ``stop()`` inside the block (in the main thread only: a
+        threaded worker is stopped by ``stop()``); the previous handlers come back after."""
         previous: dict[int, signal.Handlers | Callable[..., object] | int] = {}
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            old = signal.signal(signum, self._on_signal)
-            previous[signum] = old if old is not None else signal.SIG_DFL
-        return previous
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                old = signal.signal(signum, self._on_signal)
+                previous[signum] = old if old is not None else signal.SIG_DFL
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("outbox worker: %s received, stopping", signal.Signals(signum).name)
@@ -150,7 +172,8 @@ class Worker:
     # -- one message -------------------------------------------------------------------------------
 
     def _deliver_next(self) -> bool:
-        """Claim, send and record one due message in one transaction; ``False`` when none is due."""
+        """Claim one due message and deliver it (see the module's docstring); ``False`` when
+        none is due."""
         with self._sessions() as session, session.begin():
             now = self._clock()
             message = session.scalars(
@@ -163,76 +186,123 @@ class Worker:
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(1)
                 # PostgreSQL: rows another worker holds are skipped, not waited for. SQLite
-                # ignores the clause (one worker there).
+                # ignores the clause (its writers take turns).
                 .with_for_update(skip_locked=True)
             ).first()
             if message is None:
                 return False
-            self._attempt(session, message, now)
+            # Counted when claimed: a message that kills its worker still runs out of attempts.
+            message.attempts += 1
+            if message.channel == Channel.TASK:
+                for name, value in self._outcome(message, self._run(session, message)).items():
+                    setattr(message, name, value)
+                return True
+            message.next_attempt_at = now + CLAIM_LEASE
+            session.flush()
+            session.expunge(message)  # keeps its loaded values once the claim commits
+        self._record(message, self._outcome(message, self._send(message)))
         return True
 
-    def _attempt(self, session: Session, message: OutboxMessage, now: dt.datetime) -> None:
-        try:
-            if message.channel == Channel.TASK:
-                self._run(session, message)
-            else:
-                self._send(message)
-        except DeliveryError as exc:
-            self._failed(message, now, str(exc), retryable=exc.retryable)
-        except Exception as exc:
-            # A bug or a malformed row must not wedge the queue: count it as an attempt.
-            log.exception("outbox: unexpected error delivering message %s", message.id)
-            self._failed(message, now, f"unexpected error: {type(exc).__name__}", retryable=True)
-        else:
-            message.attempts += 1
-            message.status = MessageStatus.SENT
-            message.sent_at = self._clock()
-            if message.payload.get("secret") and not isinstance(self.mail, MailboxTransport):
-                # Delivered: the link or code lives in the recipient's mailbox, not in our table.
-                message.payload = {**message.payload, "text": REDACTED, "html": REDACTED}
-            message.last_error = None
-            self.stats.sent += 1
-            log.debug("outbox: sent %s message %s", message.channel.value, message.id)
-
-    def _run(self, session: Session, message: OutboxMessage) -> None:
+    def _run(self, session: Session, message: OutboxMessage) -> Exception | None:
+        """Run a task's handler in a savepoint: a failing one takes back what it wrote, and the
+        attempt is still recorded on the task in the claiming transaction."""
         name = message.payload.get("task")
         handler = self.tasks.get(name) if isinstance(name, str) else None
         if handler is None:
-            raise DeliveryError(f"no handler for the task {name!r}", retryable=False)
-        # A savepoint: a failing handler takes back what it wrote, and the attempt is still
-        # recorded on the task in the outer transaction.
-        with session.begin_nested():
-            handler(session, dict(message.payload.get("args") or {}))
+            return DeliveryError(f"no handler for the task {name!r}", retryable=False)
+        try:
+            with session.begin_nested():
+                handler(session, dict(message.payload.get("args") or {}))
+        except Exception as exc:
+            return exc
+        return None
 
-    def _send(self, message: OutboxMessage) -> None:
+    def _send(self, message: OutboxMessage) -> Exception | None:
+        """Hand a mail or webhook over; the error, if it failed."""
         payload = message.payload
-        if message.channel == Channel.MAIL:
-            if "message_id" not in payload:
-                payload = {
-                    **payload,
-                    "message_id": message_id_for(message.idempotency_key, payload["from"]),
-                }
-            self.mail.send(build_message(payload))
-        elif message.channel == Channel.WEBHOOK:
-            url, secret = self.settings.webhook_url, self.settings.webhook_secret
-            if not url or not secret:
-                # Rows written while webhooks were configured; they go out once it is set again.
-                raise DeliveryError("RECOVERY_WEBHOOK_URL is not set", retryable=True)
-            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-            # The signed timestamp is the real time of this attempt: receivers compare it with
-            # their clock to refuse replays, whatever clock schedules our retries.
-            headers = signed_headers(secret, message.idempotency_key, int(time.time()), body)
-            self.webhooks.post(url, body, headers)
-        else:  # pragma: no cover - excluded by the claim query
-            raise DeliveryError(f"no sender for {message.channel.value}", retryable=True)
+        try:
+            if message.channel == Channel.MAIL:
+                if "message_id" not in payload:
+                    payload = {
+                        **payload,
+                        "message_id": message_id_for(message.idempotency_key, payload["from"]),
+                    }
+                self.mail.send(build_message(payload))
+            elif message.channel == Channel.WEBHOOK:
+                url, secret = self.settings.webhook_url, self.settings.webhook_secret
+                if not url or not secret:
+                    # Rows written while webhooks were configured: they wait until it is set again.
+                    raise DeliveryError(
+                        "RECOVERY_WEBHOOK_URL is not set", retryable=True, unreachable=True
+                    )
+                body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+                # The signed timestamp is the real time of this attempt: receivers compare it
+                # with their clock to refuse replays, whatever clock schedules our retries.
+                headers = signed_headers(secret, message.idempotency_key, int(time.time()), body)
+                self.webhooks.post(url, body, headers)
+            else:  # pragma: no cover - excluded by the claim query
+                raise DeliveryError(f"no sender for {message.channel.value}", retryable=True)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _outcome(self, message: OutboxMessage, error: Exception | None) -> dict[str, Any]:
+        """The columns that record this attempt (counted already) of ``message``."""
+        if error is None:
+            changes: dict[str, Any] = {
+                "status": MessageStatus.SENT,
+                "sent_at": self._clock(),
+                "last_error": None,
+            }
+            if message.payload.get("secret") and not isinstance(self.mail, MailboxTransport):
+                # Delivered: the link or code lives in the recipient's mailbox, not in our table.
+                changes["payload"] = {**message.payload, "text": REDACTED, "html": REDACTED}
+            self.stats.sent += 1
+            log.debug("outbox: sent %s message %s", message.channel.value, message.id)
+            return changes
+        if isinstance(error, DeliveryError):
+            text, retryable, unreachable = str(error), error.retryable, error.unreachable
+        else:
+            # A bug or a malformed row must not wedge the queue: count it as an attempt.
+            log.error("outbox: unexpected error delivering message %s", message.id, exc_info=error)
+            text, retryable, unreachable = f"unexpected error: {type(error).__name__}", True, False
+        return self._failed(message, text, retryable=retryable, unreachable=unreachable)
+
+    def _record(self, message: OutboxMessage, changes: dict[str, Any]) -> None:
+        """Write a sent message's outcome: one UPDATE, only while the row is still leased to this
+        attempt. It is retried while the database is busy (it must not be lost: the row would be
+        sent again when its lease ends)."""
+        statement = (
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message.id,
+                OutboxMessage.attempts == message.attempts,
+                OutboxMessage.status == MessageStatus.PENDING,
+            )
+            .values(**changes)
+        )
+        for tries_left in range(RECORD_TRIES - 1, -1, -1):
+            try:
+                with self._sessions() as session, session.begin():
+                    recorded = session.execute(statement).rowcount  # type: ignore[attr-defined]
+                break
+            except OperationalError:
+                if not tries_left:
+                    raise
+                log.warning("outbox: database busy recording message %s; again", message.id)
+                time.sleep(0.2)
+        if not recorded:
+            log.warning(
+                "outbox: message %s was claimed again before its outcome was recorded", message.id
+            )
 
     def _failed(
-        self, message: OutboxMessage, now: dt.datetime, error: str, *, retryable: bool
-    ) -> None:
-        message.attempts += 1
-        message.last_error = error[:MAX_ERROR_LENGTH]
-        if not retryable or message.attempts >= self.settings.max_attempts:
-            message.status = MessageStatus.DEAD
+        self, message: OutboxMessage, error: str, *, retryable: bool, unreachable: bool
+    ) -> dict[str, Any]:
+        changes: dict[str, Any] = {"last_error": error[:MAX_ERROR_LENGTH]}
+        exhausted = message.attempts >= self.settings.max_attempts and not unreachable
+        if not retryable or exhausted:
+            changes["status"] = MessageStatus.DEAD
             self.stats.dead += 1
             log.error(
                 "outbox: %s message %s (key %s) is dead after %d attempt(s): %s",
@@ -240,21 +310,23 @@ class Worker:
                 message.id,
                 message.idempotency_key,
                 message.attempts,
-                message.last_error,
+                changes["last_error"],
             )
-            return
+            return changes
         delay = self.backoff(message.attempts)
-        message.next_attempt_at = now + dt.timedelta(seconds=delay)
+        changes["next_attempt_at"] = self._clock() + dt.timedelta(seconds=delay)
         self.stats.retried += 1
         log.warning(
-            "outbox: %s message %s failed (attempt %d of %d), next try in %.0f s: %s",
+            "outbox: %s message %s failed (attempt %d of %d%s), next try in %.0f s: %s",
             message.channel.value,
             message.id,
             message.attempts,
             self.settings.max_attempts,
+            ", unreachable: not counted towards the last" if unreachable else "",
             delay,
-            message.last_error,
+            changes["last_error"],
         )
+        return changes
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next try after ``attempts`` failures: ``base * 2**attempts``, capped,

@@ -93,10 +93,10 @@ def test_a_server_outage_delays_mail_and_loses_none_then_each_arrives_once(make_
     assert {r.attempts for r in stored} == {2}
 
 
-def test_a_message_is_dead_after_the_configured_attempts(make_worker, caplog):
-    server = SmtpServer()  # never started
-    enqueue(1, prefix="doomed")
-    worker = make_worker(smtp=server, max_attempts=3)
+def test_a_message_is_dead_after_the_configured_attempts(make_worker, smtp_server, caplog):
+    smtp_server.inbox.refuse["full@example.com"] = "452 4.2.2 Mailbox full"  # answered, each time
+    enqueue(1, prefix="doomed", to="full@example.com")
+    worker = make_worker(smtp=smtp_server, max_attempts=3)
     waits = []
     for _ in range(3):
         assert worker.run_once() == 1
@@ -113,6 +113,18 @@ def test_a_message_is_dead_after_the_configured_attempts(make_worker, caplog):
     assert len(dead) == 1
     assert "doomed-0" in dead[0].getMessage()
     assert "dead after 3 attempt(s)" in dead[0].getMessage()
+
+
+def test_a_server_that_stays_down_delays_mail_and_never_loses_it(make_worker):
+    server = SmtpServer()  # never started: nobody answers
+    enqueue(1, prefix="patient")
+    worker = make_worker(smtp=server, max_attempts=3)
+    for _ in range(10):  # far past the attempts a refusing server gets, hours apart
+        assert worker.run_once() == 1
+        make_worker.clock.advance(4 * 3600)
+    (row,) = rows()
+    assert (row.status, row.attempts) == (MessageStatus.PENDING, 10)
+    assert row.last_error.startswith("SMTP connection failed")
 
 
 def test_backoff_doubles_up_to_the_cap(make_worker):

@@ -12,7 +12,7 @@ from providers.mail import MailboxTransport, SmtpTransport
 from recovery.db import db
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
 from recovery.outbox.settings import DeliverySettings
-from recovery.outbox.worker import Worker
+from recovery.outbox.worker import CLAIM_LEASE, Worker
 from tests.integration.outbox.conftest import SmtpServer, enqueue, rows, settings
 
 
@@ -133,12 +133,76 @@ def test_webhook_rows_wait_while_no_endpoint_is_configured(make_worker):
         def post(self, url, body, headers):
             raise AssertionError("must not be called")
 
-    make_worker(webhooks=NoCalls()).run_once()
+    worker = make_worker(webhooks=NoCalls(), max_attempts=2)
+    for _ in range(4):  # past the attempts: a worker's missing setting is not the message's fault
+        worker.run_once()
+        make_worker.clock.advance(10_000)
     (row,) = rows()
     assert (row.status, row.last_error) == (
         MessageStatus.PENDING,
         "RECOVERY_WEBHOOK_URL is not set",
     )
+
+
+def test_sigterm_during_once_lets_the_message_in_hand_be_recorded(make_worker):
+    class Signalled(MailboxTransport):
+        def send(self, message):
+            os.kill(os.getpid(), signal.SIGTERM)  # `recovery worker --once` told to stop mid-send
+            super().send(message)
+
+    enqueue(3)
+    previous = signal.getsignal(signal.SIGTERM)
+    make_worker(Signalled()).run_until_idle()
+    first, *rest = rows()
+    assert first.status == MessageStatus.SENT  # not killed between "accepted" and the record
+    assert {r.status for r in rest} == {MessageStatus.PENDING}
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_a_worker_that_dies_mid_send_leaves_the_message_to_the_next_after_its_lease(make_worker):
+    class Dies(MailboxTransport):
+        def send(self, message):
+            raise SystemExit("killed")  # the process goes; nothing is recorded
+
+    enqueue(1)
+    with pytest.raises(SystemExit):
+        make_worker(Dies()).run_once()
+    (row,) = rows()
+    assert (row.status, row.attempts) == (MessageStatus.PENDING, 1)
+    survivor = make_worker(MailboxTransport())
+    assert survivor.run_once() == 0  # still leased to the dead worker
+    make_worker.clock.advance(CLAIM_LEASE.total_seconds() + 1)
+    assert survivor.run_once() == 1
+    (row,) = rows()
+    assert (row.status, row.attempts) == (MessageStatus.SENT, 2)
+
+
+def test_a_request_writing_while_a_mail_is_sent_does_not_make_it_go_twice(committed_app):
+    """Nothing of the database is held while a mail server takes its time: a request committing
+    meanwhile (on SQLite, the one writer) cannot make the worker's record fail and the mail be
+    sent again."""
+    with committed_app.app_context():
+        enqueue(2, prefix="busy")
+        sessions = db.sessions
+
+        class RequestMeanwhile(MailboxTransport):
+            def send(self, message):
+                with db.engine.begin() as connection:  # a request's own connection
+                    connection.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.idempotency_key == "busy-1")
+                        .values(last_error="touched by a request")
+                    )
+                super().send(message)
+
+        mail = RequestMeanwhile()
+        worker = Worker(sessions, mail, None, DeliverySettings(max_attempts=3))
+        worker.run_until_idle()
+        assert [m["Message-ID"] for m in mail.sent] == [
+            "<busy-0@shop.example>",
+            "<busy-1@shop.example>",
+        ]
+        assert {(r.status, r.attempts) for r in rows()} == {(MessageStatus.SENT, 1)}
 
 
 # -- several workers on PostgreSQL -------------------------------------------------------------------
