@@ -54,6 +54,9 @@ def email(value: str) -> str:
     return common if common is not None else _validated_email(text)
 
 
+_SHARP_S = re.compile("[ßẞ]")  # small and capital
+
+
 def _validated_email(text: str) -> str:
     """``email`` of any (trimmed) address, by ``email-validator``: the reference."""
     try:
@@ -62,9 +65,12 @@ def _validated_email(text: str) -> str:
         checked = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise InvalidValue(f"is not a valid email address: {exc}") from None
-    # casefold, not lower: Unicode's case-insensitive form (final sigma, dotted I); NFC again
-    # because casefolding may decompose. It can lengthen the address, so check the limit after it.
-    folded = unicodedata.normalize("NFC", checked.normalized.casefold())
+    # casefold, not lower: Unicode's case-insensitive form (final sigma, dotted I), except that
+    # "ß" stays "ß": folded it is "ss", and straße@ and strasse@ (two mailboxes) would be one
+    # exact key, so mail would go to the address that was not given. NFC again because folding
+    # may decompose; it can lengthen the address, so check the limit after it.
+    parts = _SHARP_S.split(checked.normalized)
+    folded = unicodedata.normalize("NFC", "ß".join(part.casefold() for part in parts))
     if len(folded.encode()) > MAX_EMAIL_LENGTH:
         raise InvalidValue("is too long for an email address")
     return folded
@@ -87,7 +93,7 @@ def _common_email(text: str) -> str | None:
         and _COMMON_LOCAL_PART.fullmatch(local)
         and _plain_email_domain(domain)
     ):
-        return text.lower()  # ASCII: lower() is casefold(), and NFC changes nothing
+        return text.lower()  # ASCII: NFC changes nothing
     return None
 
 
@@ -247,8 +253,9 @@ _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
 def email_fuzzy_key(normalised: str) -> str:
-    """Drop ``+tags`` everywhere and dots at Gmail, where they do not change the mailbox."""
-    local, _, domain = normalised.rpartition("@")
+    """Drop ``+tags`` everywhere and dots at Gmail, where they do not change the mailbox, and fold
+    case fully (``straße`` and ``strasse`` meet here, never in the exact key)."""
+    local, _, domain = normalised.casefold().rpartition("@")
     local = local.split("+", 1)[0] or local  # "+tag@" alone is a whole local part, not a tag
     if domain in _GMAIL_DOMAINS:
         local, domain = local.replace(".", ""), "gmail.com"

@@ -221,6 +221,15 @@ def test_typographic_dashes_separate_order_numbers():
     assert normalise.order_number("PL\u20132024\u2014001") == "PL2024001"
 
 
+@pytest.mark.parametrize(("one", "other"), [("straße@example.de", "strasse@example.de")])
+def test_two_mailboxes_that_differ_in_more_than_case_stay_two_exact_keys(one, other):
+    """Only case is ignored in the exact key (mail goes to it); full folding is for fuzzy keys."""
+    assert normalise.email(one) != normalise.email(other)
+    assert normalise.email(one.capitalize().replace("ß", "ẞ")) == normalise.email(one)
+    fuzzy = normalise.email_fuzzy_key
+    assert fuzzy(normalise.email(one)) == fuzzy(normalise.email(other))
+
+
 def test_a_local_part_that_is_only_a_tag_keeps_its_fuzzy_key():
     assert normalise.email_fuzzy_key("+tag@gmail.com") == "+tag@gmail.com"
 
