@@ -7,6 +7,7 @@ the results are personal data: they are for authenticated staff tools, never ano
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ class Evidence:
     match: str  # "exact" or "fuzzy"
     weight: float
     note: str | None = None
+    #: Not shown (the API picks the fields above): the normalised hint, since two hints may mask
+    #: alike (jan@ and joe@ are both j***@), and the row it matched, since two identities may too.
+    hint_key: str = field(default="", repr=False)
+    matched: str = field(default="", repr=False)
 
 
 #: Records one piece of evidence for an account id (``None``: an order without an account).
@@ -76,11 +81,18 @@ class Candidate:
 
     @property
     def score(self) -> float:
-        """Noisy-or over hints, each hint counted once at its strongest evidence."""
-        strongest: dict[tuple[str, str], float] = {}
+        """Noisy-or over hints, each hint counted once at its strongest evidence, and each matched
+        identity or order once (an address given as an email and as a PayPal email that matches
+        one identity is one fact, not two)."""
+        by_match: dict[str, Evidence] = {}
         for item in self.evidence:
-            key = (item.hint_kind, item.hint)
-            strongest[key] = max(strongest.get(key, 0.0), item.weight)
+            match = item.matched or f"{item.source}:{item.reference}"
+            if match not in by_match or item.weight > by_match[match].weight:
+                by_match[match] = item
+        strongest: dict[tuple[str, str], float] = {}
+        for item in by_match.values():
+            hint = (item.hint_kind, item.hint_key or item.hint)
+            strongest[hint] = max(strongest.get(hint, 0.0), item.weight)
         miss = 1.0
         for weight in strongest.values():
             miss *= 1.0 - weight
@@ -221,7 +233,7 @@ class ResolutionService:
                 found.setdefault(account_id, []).append(evidence)
 
         self._exact(hints, add)
-        self._names(hints.names, add)
+        self._names(hints.names, add, set(found))
         return self._candidates(found, limit)
 
     # -- exact (and fuzzy email) matches: one statement for every kind of hint -------------------
@@ -249,8 +261,11 @@ class ResolutionService:
             fuzzy = {key: shown[email] for key, email in email_keys.items()}
             for identity in rows[_EMAIL_IDENTITIES]:
                 if identity.value in shown:
-                    evidence = _identity_evidence("email", shown[identity.value], identity)
+                    evidence = _identity_evidence(
+                        "email", shown[identity.value], identity, identity.value
+                    )
                 else:
+                    hint = email_keys[identity.fuzzy_key or ""]
                     evidence = Evidence(
                         "email",
                         fuzzy[identity.fuzzy_key or ""],
@@ -259,12 +274,19 @@ class ResolutionService:
                         "fuzzy",
                         Weight.FUZZY_IDENTITY,
                         "same mailbox ignoring dots and +tags",
+                        hint_key=hint,
+                        matched=f"identity:{identity.id}",
                     )
                 add(identity.account_id, evidence)
             for order in rows[_EMAIL_ORDERS]:
                 if order.email in shown:
                     evidence = _order_evidence(
-                        "email", shown[order.email], order, Weight.ORDER_CONTACT, "contact email"
+                        "email",
+                        shown[order.email],
+                        order,
+                        Weight.ORDER_CONTACT,
+                        "contact email",
+                        hint_key=order.email,
                     )
                 else:
                     evidence = _order_evidence(
@@ -274,6 +296,7 @@ class ResolutionService:
                         Weight.FUZZY_ORDER,
                         "contact email ignoring dots and +tags",
                         match="fuzzy",
+                        hint_key=email_keys[order.email_fuzzy_key or ""],
                     )
                 add(order.account_id, evidence)
 
@@ -286,11 +309,14 @@ class ResolutionService:
                     order,
                     Weight.PAYPAL_ORDER_EMAIL,
                     "PayPal email",
+                    hint_key=order.paypal_email,
                 )
                 add(order.account_id, evidence)
             # People often pay with the address they shop with.
             for identity in rows[_PAYPAL_IDENTITIES]:
-                evidence = _identity_evidence("paypal_email", shown[identity.value], identity)
+                evidence = _identity_evidence(
+                    "paypal_email", shown[identity.value], identity, identity.value
+                )
                 add(identity.account_id, evidence)
 
         if hints.phones:
@@ -298,18 +324,25 @@ class ResolutionService:
             for identity in rows[_PHONE_IDENTITIES]:
                 add(
                     identity.account_id,
-                    _identity_evidence("phone", shown[identity.value], identity),
+                    _identity_evidence("phone", shown[identity.value], identity, identity.value),
                 )
             for order in rows[_PHONE_ORDERS]:
                 evidence = _order_evidence(
-                    "phone", shown[order.phone], order, Weight.ORDER_CONTACT, "contact phone"
+                    "phone",
+                    shown[order.phone],
+                    order,
+                    Weight.ORDER_CONTACT,
+                    "contact phone",
+                    hint_key=order.phone,
                 )
                 add(order.account_id, evidence)
 
         if hints.order_numbers:
             orders = rows[_NUMBER_ORDERS]
             for order in orders:
-                evidence = _order_evidence("order_number", order.number, order, Weight.ORDER_NUMBER)
+                evidence = _order_evidence(
+                    "order_number", order.number, order, Weight.ORDER_NUMBER, hint_key=order.number
+                )
                 add(order.account_id, evidence)
             payers = {o.paypal_payer_id: o for o in orders if o.paypal_payer_id}
             for identity in rows[_NUMBER_PAYERS]:
@@ -324,20 +357,25 @@ class ResolutionService:
                         "exact",
                         Weight.ORDER_PAYER,
                         "the order was paid by this PayPal account",
+                        hint_key=order.number,
+                        matched=f"identity:{identity.id}",
                     ),
                 )
 
-    def _names(self, names: list[str], add: _Add) -> None:
+    def _names(self, names: list[str], add: _Add, found: set[int]) -> None:
+        """Accounts of the same name: those other hints found, and at most ``NAME_MATCH_LIMIT``
+        more (a common name alone names many people)."""
         keys = {normalise.name_key(name): name for name in names}
         keys.pop("", None)
         if not keys:
             return
-        rows = self.session.execute(
-            select(Account.id, Account.name_key, Account.display_name)
-            .where(Account.name_key.in_(keys))
-            .order_by(Account.id)
-            .limit(NAME_MATCH_LIMIT)
+        named = select(Account.id, Account.name_key, Account.display_name).where(
+            Account.name_key.in_(keys)
         )
+        rows = list(self.session.execute(named.order_by(Account.id).limit(NAME_MATCH_LIMIT)))
+        missed = found - {row.id for row in rows}
+        if missed:
+            rows += self.session.execute(named.where(Account.id.in_(missed)))
         for account_id, key, display_name in rows:
             add(
                 account_id,
@@ -349,6 +387,8 @@ class ResolutionService:
                     "fuzzy",
                     Weight.NAME,
                     "same name ignoring case, accents and word order",
+                    hint_key=key or "",
+                    matched=f"account:{account_id}",
                 ),
             )
 
@@ -379,7 +419,7 @@ class ResolutionService:
         return {account.id: account for account in rows}
 
 
-def _identity_evidence(hint_kind: str, hint: str, identity: Row[Any]) -> Evidence:
+def _identity_evidence(hint_kind: str, hint: str, identity: Row[Any], hint_key: str) -> Evidence:
     """Evidence from an identity row (the ``_IDENTITY_COLUMNS`` of an evidence row)."""
     verified = identity.verified_at is not None
     if verified:
@@ -399,6 +439,8 @@ def _identity_evidence(hint_kind: str, hint: str, identity: Row[Any]) -> Evidenc
         "exact",
         weight,
         f"{state} {identity.kind.value} of the account",
+        hint_key=hint_key,
+        matched=f"identity:{identity.id}",
     )
 
 
@@ -409,17 +451,26 @@ def _order_evidence(
     weight: float,
     what: str | None = None,
     match: str = "exact",
+    *,
+    hint_key: str,
 ) -> Evidence:
     """Evidence from an order; ``what`` names the matching field (none: the order number itself)."""
     guest = "guest " if order.guest else ""
     note = f"{guest}order {order.number} placed {order.placed_at:%Y-%m-%d}"
     if what:
         note = f"{what} of {note}"
-    return Evidence(hint_kind, hint, "order", order.number, match, weight, note)
+    return Evidence(
+        hint_kind,
+        hint,
+        "order",
+        order.number,
+        match,
+        weight,
+        note,
+        hint_key=hint_key,
+        matched=f"order:{order.id}",
+    )
 
 
 def _with_note(item: Evidence, note: str) -> Evidence:
-    joined = f"{item.note}; {note}" if item.note else note
-    return Evidence(
-        item.hint_kind, item.hint, item.source, item.reference, item.match, item.weight, joined
-    )
+    return dataclasses.replace(item, note=f"{item.note}; {note}" if item.note else note)

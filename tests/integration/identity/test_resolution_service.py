@@ -62,3 +62,32 @@ def test_a_miss_costs_one_statement(app):
     candidates, statements = statements_of(lambda: ResolutionService(db.session).resolve(hints))
     assert candidates == []
     assert len(statements) == 1
+
+
+def _resolve(**hints):
+    return ResolutionService(db.session).resolve(Hints.model_validate(hints))
+
+
+def test_two_hints_that_mask_alike_are_two_pieces_of_evidence(app):
+    factories.account("a", ("email", "jan@example.com", True), ("email", "joe@example.com", True))
+    (candidate,) = _resolve(emails=["jan@example.com", "joe@example.com"])
+    assert [e.hint for e in candidate.evidence] == ["j***@example.com"] * 2
+    assert candidate.score == 0.99  # two verified addresses, not one counted once
+
+
+def test_one_identity_found_by_two_kinds_of_hint_is_one_fact(app):
+    factories.account("a", ("email", "jan@example.com", True))
+    (candidate,) = _resolve(emails=["jan@example.com"], paypal_emails=["jan@example.com"])
+    assert len(candidate.evidence) == 2  # both shown ...
+    assert candidate.score == 0.9  # ... but one verified address counts once
+
+
+def test_a_common_name_still_counts_for_the_account_other_hints_found(app):
+    for number in range(25):  # more namesakes than a name alone lists
+        factories.account(f"namesake-{number}", display_name="Jan Kowalski")
+    factories.account("target", ("email", "jk@example.com", True), display_name="Jan Kowalski")
+    candidates = _resolve(emails=["jk@example.com"], names=["Jan Kowalski"])
+    best = candidates[0]
+    assert best.account.external_id == "target"
+    assert sorted(e.hint_kind for e in best.evidence) == ["email", "name"]
+    assert best.score == 0.915  # 1 - (1 - 0.9) * (1 - 0.15)
