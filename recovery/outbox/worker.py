@@ -254,9 +254,10 @@ class Worker:
                 "sent_at": self._clock(),
                 "last_error": None,
             }
-            if message.payload.get("secret") and not isinstance(self.mail, MailboxTransport):
+            payload = message.payload if isinstance(message.payload, dict) else {}
+            if payload.get("secret") and not isinstance(self.mail, MailboxTransport):
                 # Delivered: the link or code lives in the recipient's mailbox, not in our table.
-                changes["payload"] = {**message.payload, "text": REDACTED, "html": REDACTED}
+                changes["payload"] = {**payload, "text": REDACTED, "html": REDACTED}
             self.stats.sent += 1
             log.debug("outbox: sent %s message %s", message.channel.value, message.id)
             return changes
@@ -299,7 +300,10 @@ class Worker:
     def _failed(
         self, message: OutboxMessage, error: str, *, retryable: bool, unreachable: bool
     ) -> dict[str, Any]:
-        changes: dict[str, Any] = {"last_error": error[:MAX_ERROR_LENGTH]}
+        # A server's reply may hold anything; a NUL would make PostgreSQL refuse the record (and
+        # the row go out again when its lease ends), so only printable text is kept.
+        printable = "".join(ch if ch.isprintable() else " " for ch in error)
+        changes: dict[str, Any] = {"last_error": printable[:MAX_ERROR_LENGTH]}
         exhausted = message.attempts >= self.settings.max_attempts and not unreachable
         if not retryable or exhausted:
             changes["status"] = MessageStatus.DEAD

@@ -70,6 +70,19 @@ def test_an_unexpected_error_counts_as_an_attempt_and_does_not_wedge_the_queue(m
     assert "unexpected error delivering message" in caplog.text
 
 
+def test_a_reply_with_control_characters_is_recorded_as_printable_text(make_worker):
+    from providers.errors import DeliveryError
+
+    class Odd:
+        def send(self, message):
+            raise DeliveryError("451 try\x00 later\r\n", retryable=True)
+
+    enqueue(1)
+    make_worker(Odd()).run_once()  # on PostgreSQL a NUL could not even be stored
+    (row,) = rows()
+    assert (row.status, row.last_error) == (MessageStatus.PENDING, "451 try  later  ")
+
+
 def test_run_once_respects_its_limit_oldest_first(make_worker):
     enqueue(5)
     mailbox = MailboxTransport()
