@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, Response, current_app, request, session
 from flask_limiter.util import get_remote_address
 
+from recovery.extensions import limiter
 from recovery.flows.tree import DEFAULT_TREE, NodeType
 from recovery.identity import normalise
+
+#: A view function, as the limiter decorates it.
+View = Callable[..., Any]
 
 
 def per_ip() -> str:
@@ -123,3 +128,21 @@ def hide_counters(app: Flask) -> None:
             if response.status_code != 429:
                 del response.headers["Retry-After"]
         return response
+
+
+def answer_limits(view: View) -> View:
+    """The limits of a request answering a flow's step (the API's answer, the wizard's post): per
+    client and per flow, and, when the step asks for an email or phone, the per-client and
+    per-address budgets every request for a code shares (``code_request_limits``)."""
+    view = limiter.shared_limit(
+        per_identifier, scope=IDENTIFIERS, key_func=identifier_key, exempt_when=asks_for_no_code
+    )(view)
+    view = limiter.shared_limit(per_ip, scope=CODE_REQUESTS, exempt_when=asks_for_no_code)(view)
+    view = limiter.limit(per_flow, key_func=flow_key)(view)
+    return limiter.limit(per_ip)(view)
+
+
+def code_request_limits(view: View) -> View:
+    """The limits of a request that always asks for a code (``POST /recovery/email``)."""
+    view = limiter.shared_limit(per_identifier, scope=IDENTIFIERS, key_func=identifier_key)(view)
+    return limiter.shared_limit(per_ip, scope=CODE_REQUESTS)(view)

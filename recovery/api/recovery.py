@@ -28,16 +28,7 @@ from recovery.flows.services import (
 from recovery.flows.tree import DIDNT_WORK, Node
 from recovery.i18n import select_locale
 from recovery.orders.schemas import Email
-from recovery.ratelimits import (
-    CODE_REQUESTS,
-    IDENTIFIERS,
-    asks_for_no_code,
-    flow_key,
-    identifier_key,
-    per_flow,
-    per_identifier,
-    per_ip,
-)
+from recovery.ratelimits import answer_limits, code_request_limits, flow_key, per_flow, per_ip
 from recovery.wiring import flow_service, reset_service, secret_service
 
 
@@ -206,12 +197,7 @@ def get_flow(flow_id: str) -> Reply:
         errors.WeakPassword,
     ),
 )
-@limiter.limit(per_ip)
-@limiter.limit(per_flow, key_func=flow_key)
-@limiter.shared_limit(per_ip, scope=CODE_REQUESTS, exempt_when=asks_for_no_code)
-@limiter.shared_limit(
-    per_identifier, scope=IDENTIFIERS, key_func=identifier_key, exempt_when=asks_for_no_code
-)
+@answer_limits
 def answer_flow(flow_id: str, body: Answer) -> Reply:
     """An answer for a node that is not current is a 409 ``node_not_current``. ``didnt_work`` moves
     on to the next question. Email forms always move to the code form, whether or not the address
@@ -229,8 +215,7 @@ def answer_flow(flow_id: str, body: Answer) -> Reply:
     responses={202: (Accepted, "the same answer whether or not an account uses the address")},
     raises=(*FLOW_ERRORS, FlowFinished),
 )
-@limiter.shared_limit(per_ip, scope=CODE_REQUESTS)
-@limiter.shared_limit(per_identifier, scope=IDENTIFIERS, key_func=identifier_key)
+@code_request_limits
 def request_email_reset(body: EmailReset) -> Reply:
     """Always 202 with the same body for known and unknown addresses (DESIGN §5.1). Creates a flow
     when none is given; the flow then waits at the code form."""

@@ -191,7 +191,7 @@ class Worker:
             ).first()
             if message is None:
                 return False
-            # Counted when claimed: a message that kills its worker still runs out of attempts.
+            # Counted when claimed: the count is right even when the worker dies mid-send.
             message.attempts += 1
             if message.channel == Channel.TASK:
                 for name, value in self._outcome(message, self._run(session, message)).items():

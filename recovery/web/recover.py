@@ -31,17 +31,7 @@ from recovery.flows.models import RecoveryFlow
 from recovery.flows.services import Step
 from recovery.flows.tree import DIDNT_WORK, NodeType
 from recovery.i18n import LOCALES, select_locale, use_locale
-from recovery.ratelimits import (
-    CODE_REQUESTS,
-    IDENTIFIERS,
-    answer_of,
-    asks_for_no_code,
-    flow_key,
-    identifier_key,
-    per_flow,
-    per_identifier,
-    per_ip,
-)
+from recovery.ratelimits import answer_limits, answer_of, per_ip
 from recovery.web.messages import for_code, for_error
 from recovery.wiring import flow_service, reset_service
 
@@ -131,12 +121,7 @@ def wizard() -> Any:
 
 
 @blueprint.post("")
-@limiter.limit(per_ip)
-@limiter.limit(per_flow, key_func=flow_key)
-@limiter.shared_limit(per_ip, scope=CODE_REQUESTS, exempt_when=asks_for_no_code)
-@limiter.shared_limit(
-    per_identifier, scope=IDENTIFIERS, key_func=identifier_key, exempt_when=asks_for_no_code
-)
+@answer_limits
 def answer() -> Any:
     """Apply the submitted answer to the current step; Post/Redirect/Get on success."""
     flow = _flow()
