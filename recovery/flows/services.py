@@ -81,9 +81,12 @@ class Step:
 
 def with_ticket(return_to: str, ticket: str) -> str:
     """``return_to`` with ``ticket=`` added to its query (before any ``#fragment``, which the
-    browser would keep from the shop's server)."""
+    browser would keep from the shop's server), and any ``ticket`` it carried dropped: one
+    planted there (``?ticket=<someone else's>``) would come first and sign the person into
+    another account."""
     parts = urlsplit(return_to)
-    query = f"{parts.query}&ticket={ticket}" if parts.query else f"ticket={ticket}"
+    kept = [pair for pair in parts.query.split("&") if pair and pair.split("=", 1)[0] != "ticket"]
+    query = "&".join([*kept, f"ticket={ticket}"])
     return urlunsplit(parts._replace(query=query))
 
 

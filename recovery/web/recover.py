@@ -23,6 +23,7 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 
+from recovery.config import origin_of
 from recovery.db import db
 from recovery.errors import RecoveryError
 from recovery.extensions import limiter
@@ -51,10 +52,16 @@ def _page_headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # A form's post may end in a redirect to the shop (return_to, or the default): browsers hold
+    # redirects after a post to form-action too.
+    shop = {
+        *current_app.config["RETURN_TO_ORIGINS"],
+        origin_of(current_app.config["DEFAULT_RETURN_TO"]),
+    }
+    targets = " ".join(sorted(origin for origin in shop if origin))
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' "
-        + " ".join(current_app.config["RETURN_TO_ORIGINS"])
-        + "; frame-ancestors 'none'; base-uri 'none'"
+        f"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {targets}; "
+        "frame-ancestors 'none'; base-uri 'none'"
     )
     return response
 

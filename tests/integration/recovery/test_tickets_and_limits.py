@@ -76,6 +76,31 @@ def test_the_ticket_goes_back_only_to_an_allowed_origin(client, anna):
 
 
 @pytest.mark.parametrize("app_config", [{"RETURN_TO_ORIGINS": "https://shop.example"}])
+def test_a_ticket_planted_in_return_to_is_dropped(client, anna):
+    planted = "https://shop.example/account?ticket=ATTACKERS&from=mail&ticketing=1"
+    flow = client.post("/api/v1/recovery/flows", json={"return_to": planted}).get_json()
+    request_reset(client, "anna@example.com", flow["id"])
+    done = new_password(client, token=link_token(mails()[-1])).get_json()
+    query = done["redirect_to"].split("?", 1)[1].split("&")
+    assert query[:2] == ["from=mail", "ticketing=1"]
+    assert query[2] == f"ticket={done['ticket']}" and len(query) == 3
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {
+            "RETURN_TO_ORIGINS": "https://shop.example",
+            "DEFAULT_RETURN_TO": "https://login.shop.test/in",
+        }
+    ],
+)
+def test_the_pages_let_a_form_post_end_at_the_shop(client):
+    policy = client.get("/recover/done").headers["Content-Security-Policy"]
+    assert "form-action 'self' https://login.shop.test https://shop.example;" in policy
+
+
+@pytest.mark.parametrize("app_config", [{"RETURN_TO_ORIGINS": "https://shop.example"}])
 @pytest.mark.parametrize(
     "return_to",
     [
