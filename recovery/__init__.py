@@ -14,6 +14,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     The configuration is validated here, once; a bad setting raises ``ConfigError`` naming it.
     """
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from recovery import config as settings
     from recovery import i18n, ops, ratelimits
     from recovery.api import init_app as init_api
@@ -36,6 +38,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=app.config["PUBLIC_URL"].startswith("https://"),
     )
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address (rate limits, audit) is what the trusted proxies say it is; with
+        # none trusted, X-Forwarded-For is ignored (anyone could write it).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
     db.init_app(app)
     ratelimits.hide_counters(app)  # before the limiter: see its docstring
     limiter.init_app(app)

@@ -193,5 +193,12 @@ def purge_secrets_command() -> None:
 
 def main() -> None:
     from recovery import create_app
+    from recovery.config import ConfigError
 
-    FlaskGroup(create_app=lambda: create_app(), add_version_option=False)(prog_name="recovery")
+    def build() -> Flask:
+        try:
+            return create_app()
+        except ConfigError as exc:  # the setting's name and what is wrong, not a traceback
+            raise click.ClickException(str(exc)) from None
+
+    FlaskGroup(create_app=build, add_version_option=False)(prog_name="recovery")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Config, Flask
 from limits import RateLimitItem, parse_many
 
 from recovery import counters
@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "IMPORT_BATCH_SIZE": 2000,  # per-batch statements and commits amortised; bench: 1000 was 8% slower
     "IMPORT_WORKERS": None,  # processes validating import lines; min(CPUs, 4), 0 = in-process
     "MAX_JSON_BYTES": 1024 * 1024,
+    "TRUSTED_PROXIES": 0,  # proxies in front that set X-Forwarded-For (the client's address)
     # delivery (outbox)
     "SMTP_URL": None,  # smtp://user:password@host:port[?starttls=true] or smtps://...
     "MAIL_TRANSPORT": None,  # smtp when SMTP_URL is set, else the development mailbox
@@ -83,7 +84,15 @@ class ConfigError(RuntimeError):
 def load(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the environment and ``overrides``; then validate it."""
     app.config.update(DEFAULTS)
-    app.config.from_prefixed_env(PREFIX)
+    # Only our settings come from the environment: a RECOVERY_ variable must not reach Flask's or
+    # an extension's own (RECOVERY_RATELIMIT_ENABLED=false, RECOVERY_WTF_CSRF_ENABLED=false).
+    found = Config(app.root_path)
+    found.from_prefixed_env(PREFIX)
+    for key, value in found.items():
+        if key in DEFAULTS:
+            app.config[key] = value
+        elif not key.startswith("TEST_"):  # the test suite's own (RECOVERY_TEST_DATABASE_URL)
+            log.warning("%s_%s is not a setting of this service; ignored", PREFIX, key)
     if overrides:
         app.config.update(overrides)
     for key, check in _CHECKS.items():
@@ -125,17 +134,25 @@ def _flag(key: str) -> Callable[[Flask, Any], bool]:
     return check
 
 
-def _positive_int(key: str) -> Callable[[Flask, Any], int]:
+def _positive_int(key: str, maximum: int = 10**9) -> Callable[[Flask, Any], int]:
+    """A whole number from 1 to ``maximum``: ``8`` or ``"8"``, not ``1.9``, ``true`` or ``Infinity``
+    (the environment's values arrive parsed as JSON)."""
+
     def check(app: Flask, value: Any) -> int:
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"must be a whole number, got {value!r}") from None
-        if number <= 0:
-            raise ConfigError(key, f"must be positive, got {number}")
+        number = _whole(key, value)
+        if not 0 < number <= maximum:
+            raise ConfigError(key, f"must be from 1 to {maximum}, got {number}")
         return number
 
     return check
+
+
+def _whole(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ConfigError(key, f"must be a whole number, got {value!r}")
 
 
 #: The most processes an import validates lines in by default.
@@ -145,12 +162,16 @@ MAX_IMPORT_WORKERS = 4
 def _import_workers(app: Flask, value: Any) -> int:
     if _unset(value):
         return min(os.cpu_count() or 1, MAX_IMPORT_WORKERS)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError("IMPORT_WORKERS", f"must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise ConfigError("IMPORT_WORKERS", f"must be 0 or more, got {number}")
+    number = _whole("IMPORT_WORKERS", value)
+    if not 0 <= number <= 64:
+        raise ConfigError("IMPORT_WORKERS", f"must be from 0 to 64, got {number}")
+    return number
+
+
+def _trusted_proxies(app: Flask, value: Any) -> int:
+    number = _whole("TRUSTED_PROXIES", value)
+    if not 0 <= number <= 10:
+        raise ConfigError("TRUSTED_PROXIES", f"must be from 0 to 10, got {number}")
     return number
 
 
@@ -162,6 +183,8 @@ def _rate_limit(key: str) -> Callable[[Flask, Any], str]:
             raise ConfigError(
                 key, f"is not a rate limit such as '5 per minute': {value!r}"
             ) from None
+        if any(item.amount < 1 for item in items):
+            raise ConfigError(key, f"allows nothing at all: {value!r}")
         floor = RATE_LIMIT_FLOORS.get(key)
         looser = [f for f in parse_many(floor) if not _holds(items, f)] if floor else []
         if looser:
@@ -182,15 +205,21 @@ def _holds(items: list[RateLimitItem], floor: RateLimitItem) -> bool:
 
 
 def _minutes(key: str) -> Callable[[Flask, Any], int]:
-    positive = _positive_int(key)
+    """A secret's lifetime: at most a day (``MAX_SECRET_MINUTES``)."""
+    return _positive_int(key, MAX_SECRET_MINUTES)
 
-    def check(app: Flask, value: Any) -> int:
-        number = positive(app, value)
-        if number > MAX_SECRET_MINUTES:
-            raise ConfigError(key, f"must be at most {MAX_SECRET_MINUTES} (a day), got {number}")
-        return number
 
-    return check
+#: The longest an outbox retry waits: a week.
+MAX_BACKOFF_SECONDS = 7 * 24 * 3600
+
+
+def _backoff_cap(app: Flask, value: Any) -> int:
+    cap = _positive_int("OUTBOX_BACKOFF_CAP", MAX_BACKOFF_SECONDS)(app, value)
+    if cap < app.config["OUTBOX_BACKOFF_BASE"]:
+        raise ConfigError(
+            "OUTBOX_BACKOFF_CAP", "must not be less than RECOVERY_OUTBOX_BACKOFF_BASE"
+        )
+    return cap
 
 
 def _storage_uri(app: Flask, value: Any) -> str:
@@ -297,14 +326,14 @@ def _unset(value: Any) -> bool:
     return value is None or str(value).strip() == ""
 
 
-def _positive_number(key: str) -> Callable[[Flask, Any], float]:
+def _positive_number(key: str, maximum: float) -> Callable[[Flask, Any], float]:
     def check(app: Flask, value: Any) -> float:
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(key, f"must be a number, got {value!r}") from None
-        if not number > 0:
-            raise ConfigError(key, f"must be positive, got {value!r}")
+        if isinstance(value, bool) or not 0 < number <= maximum:
+            raise ConfigError(key, f"must be more than 0 and at most {maximum}, got {value!r}")
         return number
 
     return check
@@ -398,28 +427,29 @@ _CHECKS: dict[str, Callable[[Flask, Any], Any]] = {
     "SECRET_KEYS": _secret_keys,
     "PUBLIC_URL": _public_url,
     "API_RATE_LIMIT": _rate_limit("API_RATE_LIMIT"),
-    "IMPORT_BATCH_SIZE": _positive_int("IMPORT_BATCH_SIZE"),
+    "IMPORT_BATCH_SIZE": _positive_int("IMPORT_BATCH_SIZE", 100_000),
     "IMPORT_WORKERS": _import_workers,
-    "MAX_JSON_BYTES": _positive_int("MAX_JSON_BYTES"),
+    "MAX_JSON_BYTES": _positive_int("MAX_JSON_BYTES", 64 * 1024 * 1024),
+    "TRUSTED_PROXIES": _trusted_proxies,
     # delivery (outbox); SMTP_URL before MAIL_TRANSPORT, WEBHOOK_URL before WEBHOOK_SECRET
     "SMTP_URL": _smtp_url,
     "MAIL_TRANSPORT": _mail_transport,
     "MAIL_FROM": _mail_from,
     "WEBHOOK_URL": _webhook_url,
     "WEBHOOK_SECRET": _webhook_secret,
-    "OUTBOX_MAX_ATTEMPTS": _positive_int("OUTBOX_MAX_ATTEMPTS"),
-    "OUTBOX_BACKOFF_BASE": _positive_int("OUTBOX_BACKOFF_BASE"),
-    "OUTBOX_BACKOFF_CAP": _positive_int("OUTBOX_BACKOFF_CAP"),
-    "OUTBOX_POLL_INTERVAL": _positive_number("OUTBOX_POLL_INTERVAL"),
+    "OUTBOX_MAX_ATTEMPTS": _positive_int("OUTBOX_MAX_ATTEMPTS", 100),
+    "OUTBOX_BACKOFF_BASE": _positive_int("OUTBOX_BACKOFF_BASE", MAX_BACKOFF_SECONDS),
+    "OUTBOX_BACKOFF_CAP": _backoff_cap,
+    "OUTBOX_POLL_INTERVAL": _positive_number("OUTBOX_POLL_INTERVAL", 3600),
     # recovery flows
-    "FLOW_TTL_MINUTES": _positive_int("FLOW_TTL_MINUTES"),
+    "FLOW_TTL_MINUTES": _positive_int("FLOW_TTL_MINUTES", MAX_SECRET_MINUTES),
     "RETURN_TO_ORIGINS": _origins,
     "DEFAULT_RETURN_TO": _default_return_to,
     "UNKNOWN_ADDRESS_MAIL": _flag("UNKNOWN_ADDRESS_MAIL"),
     "RESET_RATE_LIMIT_PER_IDENTIFIER": _rate_limit("RESET_RATE_LIMIT_PER_IDENTIFIER"),
     "RESET_RATE_LIMIT_PER_IP": _rate_limit("RESET_RATE_LIMIT_PER_IP"),
     "VERIFY_RATE_LIMIT_PER_FLOW": _rate_limit("VERIFY_RATE_LIMIT_PER_FLOW"),
-    "RESET_MAILS_PER_ACCOUNT_PER_HOUR": _positive_int("RESET_MAILS_PER_ACCOUNT_PER_HOUR"),
+    "RESET_MAILS_PER_ACCOUNT_PER_HOUR": _positive_int("RESET_MAILS_PER_ACCOUNT_PER_HOUR", 1000),
     "RESET_LINK_MINUTES": _minutes("RESET_LINK_MINUTES"),
     "EMAIL_CODE_MINUTES": _minutes("EMAIL_CODE_MINUTES"),
     "SMS_CODE_MINUTES": _minutes("SMS_CODE_MINUTES"),

@@ -61,14 +61,30 @@ def test_a_test_mapping_wins_over_the_environment(instance, monkeypatch):
         ("RECOVERY_PUBLIC_URL", "example.com", "RECOVERY_PUBLIC_URL: must be an absolute"),
         ("RECOVERY_SECRET_KEYS", "short", "RECOVERY_SECRET_KEYS: key number 1 is shorter"),
         ("RECOVERY_SECRET_KEYS", "k" * 32 + ",", "RECOVERY_SECRET_KEYS: has an empty key"),
-        ("RECOVERY_IMPORT_BATCH_SIZE", "0", "RECOVERY_IMPORT_BATCH_SIZE: must be positive"),
+        ("RECOVERY_IMPORT_BATCH_SIZE", "0", "RECOVERY_IMPORT_BATCH_SIZE: must be from 1 to"),
+        ("RECOVERY_IMPORT_BATCH_SIZE", "1.9", "RECOVERY_IMPORT_BATCH_SIZE: must be a whole"),
+        ("RECOVERY_IMPORT_BATCH_SIZE", "true", "RECOVERY_IMPORT_BATCH_SIZE: must be a whole"),
+        ("RECOVERY_MAX_JSON_BYTES", "Infinity", "RECOVERY_MAX_JSON_BYTES: must be a whole"),
+        ("RECOVERY_FLOW_TTL_MINUTES", "99999999999", "RECOVERY_FLOW_TTL_MINUTES: must be from 1"),
+        ("RECOVERY_OUTBOX_POLL_INTERVAL", "1e300", "RECOVERY_OUTBOX_POLL_INTERVAL: must be more"),
+        ("RECOVERY_OUTBOX_BACKOFF_BASE", "7200", "RECOVERY_OUTBOX_BACKOFF_CAP: must not be less"),
+        ("RECOVERY_TRUSTED_PROXIES", "-1", "RECOVERY_TRUSTED_PROXIES: must be from 0 to 10"),
+        (
+            "RECOVERY_RESET_RATE_LIMIT_PER_IP",
+            "0/minute",
+            "RECOVERY_RESET_RATE_LIMIT_PER_IP: allows",
+        ),
         ("RECOVERY_IMPORT_BATCH_SIZE", "lots", "RECOVERY_IMPORT_BATCH_SIZE: must be a whole"),
-        ("RECOVERY_IMPORT_WORKERS", "-1", "RECOVERY_IMPORT_WORKERS: must be 0 or more"),
+        ("RECOVERY_IMPORT_WORKERS", "-1", "RECOVERY_IMPORT_WORKERS: must be from 0 to 64"),
         ("RECOVERY_IMPORT_WORKERS", "all", "RECOVERY_IMPORT_WORKERS: must be a whole"),
         ("RECOVERY_API_RATE_LIMIT", "fast", "RECOVERY_API_RATE_LIMIT: is not a rate limit"),
         ("RECOVERY_DATABASE_ECHO", "maybe", "RECOVERY_DATABASE_ECHO: must be true or false"),
-        ("RECOVERY_RESET_LINK_MINUTES", "0", "RECOVERY_RESET_LINK_MINUTES: must be positive"),
-        ("RECOVERY_EMAIL_CODE_MINUTES", "1441", "RECOVERY_EMAIL_CODE_MINUTES: must be at most"),
+        ("RECOVERY_RESET_LINK_MINUTES", "0", "RECOVERY_RESET_LINK_MINUTES: must be from 1 to"),
+        (
+            "RECOVERY_EMAIL_CODE_MINUTES",
+            "1441",
+            "RECOVERY_EMAIL_CODE_MINUTES: must be from 1 to 1440",
+        ),
         ("RECOVERY_RESET_MAILS_PER_ACCOUNT_PER_HOUR", "0", "RECOVERY_RESET_MAILS_PER_ACCOUNT"),
     ],
 )
@@ -151,3 +167,62 @@ def test_the_defaults_meet_the_design_in_production(instance, monkeypatch):
     assert config["RESET_RATE_LIMIT_PER_IP"] == "20 per minute"
     assert (config["RESET_LINK_MINUTES"], config["EMAIL_CODE_MINUTES"]) == (60, 60)
     assert config["SMS_CODE_MINUTES"] == 10
+
+
+def test_only_the_services_own_settings_come_from_the_environment(instance, monkeypatch, caplog):
+    """RECOVERY_RATELIMIT_ENABLED=false must not switch Flask-Limiter off, and a typo is told."""
+    monkeypatch.setenv("RECOVERY_RATELIMIT_ENABLED", "false")
+    monkeypatch.setenv("RECOVERY_WTF_CSRF_ENABLED", "false")
+    monkeypatch.setenv("RECOVERY_RETURN_TO_ORIGIN", "https://shop.example")  # the S is missing
+    app = create_app()
+    assert app.config.get("RATELIMIT_ENABLED", True) is True
+    assert app.config.get("WTF_CSRF_ENABLED", True) is True
+    assert "RECOVERY_RETURN_TO_ORIGIN is not a setting of this service; ignored" in caplog.text
+
+
+@pytest.mark.parametrize(("proxies", "seen"), [("0", "10.0.0.1"), ("1", "203.0.113.9")])
+def test_the_clients_address_comes_from_trusted_proxies_only(instance, monkeypatch, proxies, seen):
+    monkeypatch.setenv("RECOVERY_TRUSTED_PROXIES", proxies)
+    app = create_app()
+    addresses = []
+
+    @app.get("/where")
+    def where():
+        from flask import request
+
+        addresses.append(request.remote_addr)
+        return ""
+
+    app.test_client().get(
+        "/where",
+        headers={"X-Forwarded-For": "203.0.113.9"},
+        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+    )
+    assert addresses == [seen]
+
+
+def test_the_command_names_a_bad_setting_without_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = Path(sys.executable).parent / "recovery"
+    environment = {
+        **os.environ,
+        "RECOVERY_PUBLIC_URL": "ftp://x",
+        "RECOVERY_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "RECOVERY_SECRET_KEYS": "k" * 40,
+    }
+    done = subprocess.run(
+        [str(command), "api-client", "list"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: RECOVERY_PUBLIC_URL: must be an absolute http(s) URL, got 'ftp://x'"
+    )

@@ -118,10 +118,14 @@ def test_webhooks_need_a_secret(instance, monkeypatch):
             "whsec_QUJDRA==",
             "RECOVERY_WEBHOOK_SECRET: must hold at least 24",
         ),
-        ("RECOVERY_OUTBOX_MAX_ATTEMPTS", "0", "RECOVERY_OUTBOX_MAX_ATTEMPTS: must be positive"),
+        ("RECOVERY_OUTBOX_MAX_ATTEMPTS", "0", "RECOVERY_OUTBOX_MAX_ATTEMPTS: must be from 1 to"),
         ("RECOVERY_OUTBOX_BACKOFF_BASE", "soon", "RECOVERY_OUTBOX_BACKOFF_BASE: must be a whole"),
-        ("RECOVERY_OUTBOX_BACKOFF_CAP", "-1", "RECOVERY_OUTBOX_BACKOFF_CAP: must be positive"),
-        ("RECOVERY_OUTBOX_POLL_INTERVAL", "0", "RECOVERY_OUTBOX_POLL_INTERVAL: must be positive"),
+        ("RECOVERY_OUTBOX_BACKOFF_CAP", "-1", "RECOVERY_OUTBOX_BACKOFF_CAP: must be from 1 to"),
+        (
+            "RECOVERY_OUTBOX_POLL_INTERVAL",
+            "0",
+            "RECOVERY_OUTBOX_POLL_INTERVAL: must be more than 0",
+        ),
     ],
 )
 def test_bad_delivery_settings_stop_start_up(instance, monkeypatch, variable, value, message):
