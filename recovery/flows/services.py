@@ -164,8 +164,12 @@ class FlowService:
         return flow
 
     def current(self, flow_id: str) -> Step:
+        """The flow's step; a flow finished outside the walk (by the mailed link) is at its end."""
         flow = self.get(flow_id)
-        return Step(flow, self.tree[flow.node])
+        node = self.tree[flow.node]
+        if flow.status is FlowStatus.DONE and node.type is not NodeType.DONE:
+            node = next(n for n in self.tree.nodes.values() if n.type is NodeType.DONE)
+        return Step(flow, node)
 
     def answer(self, flow_id: str, node_id: str, value: str) -> Step:
         """Apply ``value`` as the answer to ``node_id``, which must be the flow's current node."""

@@ -24,11 +24,11 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 
 from recovery.config import origin_of
-from recovery.db import db
+from recovery.db import db, utcnow
 from recovery.errors import RecoveryError
 from recovery.extensions import limiter
 from recovery.flows import messages
-from recovery.flows.models import RecoveryFlow
+from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.flows.services import Step
 from recovery.flows.tree import DIDNT_WORK, NodeType
 from recovery.i18n import LOCALES, select_locale, use_locale
@@ -73,15 +73,27 @@ def _commit(action: Callable[[], Any]) -> Any:
 
 
 def _flow() -> RecoveryFlow | None:
+    """The session's flow; none once it expired, finished or not (a finished walk is shown until
+    its time is up, then the next visit starts anew)."""
     flow_id = session.get("flow")
     if not isinstance(flow_id, str):
         return None
     try:
         flow = flow_service().get(flow_id)
     except RecoveryError:
+        flow = None
+    if flow is not None and flow.status is not FlowStatus.ACTIVE and flow.expires_at <= utcnow():
+        flow = None
+    if flow is None:
         session.pop("flow", None)
-        return None
     return flow
+
+
+def _wizard_locale() -> str:
+    """The language of the session's walk (kept in the session: an error page must not need the
+    database), else ``select_locale``'s."""
+    kept = session.get("locale")
+    return kept if isinstance(kept, str) and kept in LOCALES else select_locale()
 
 
 def _language(flow: RecoveryFlow | None) -> None:
@@ -92,6 +104,7 @@ def _language(flow: RecoveryFlow | None) -> None:
             flow.locale = asked
             db.session.commit()
         use_locale(flow.locale)
+        session["locale"] = flow.locale
     elif asked in LOCALES:
         use_locale(asked)
 
@@ -115,13 +128,16 @@ def _render(step: Step | None, error: str | None = None, status: int = 200) -> t
 @blueprint.get("")
 @limiter.limit(per_ip)
 def wizard() -> Any:
-    """Show the flow's current step, starting a flow on the first visit (or with ``?restart``)."""
-    flow = None if "restart" in request.args else _flow()
-    if flow is None:
-        locale = select_locale()
-        return_to = request.args.get("return_to")
+    """Show the flow's current step, starting a flow on the first visit, when the shop sends
+    the person with a ``return_to``, or with ``?restart`` (which keeps the walk's language and
+    ``return_to``)."""
+    flow = _flow()
+    if flow is None or "restart" in request.args or "return_to" in request.args:
+        locale = request.args.get("lang") if request.args.get("lang") in LOCALES else None
+        locale = locale or (flow.locale if flow is not None else _wizard_locale())
+        return_to = request.args.get("return_to") or (flow.return_to if flow else None)
         step = _commit(lambda: flow_service().start(locale, return_to))
-        session["flow"] = step.flow.id
+        session["flow"], session["locale"] = step.flow.id, locale
         return redirect(url_for("recover.wizard"), 303)
     _language(flow)
     return _render(flow_service().current(flow.id))
@@ -188,7 +204,7 @@ def reset_submit() -> Any:
 @blueprint.get("/done")
 def done() -> str:
     """Where a finished recovery lands when the shop gave no ``return_to``."""
-    use_locale(select_locale())
+    use_locale(_wizard_locale())
     return render_template("web/done.html")
 
 
@@ -223,11 +239,12 @@ def freeze_submit() -> Any:
 def error_page(error: RecoveryError) -> Response:
     """An error on a hosted page (a limit, a page that is not there, a crash): the translated
     sentence on the error page, with the error's status."""
-    use_locale(select_locale())
+    wizard = request.path.rstrip("/") in ("/recover", "/recover/done")
+    use_locale(_wizard_locale() if wizard else select_locale())
     page = render_template("web/error.html", error=for_error(error))
     return Response(page, status=error.status, mimetype="text/html")
 
 
 def _csrf_failed(error: CSRFError) -> tuple[str, int]:
-    use_locale(select_locale())
+    use_locale(_wizard_locale() if request.path.rstrip("/") == "/recover" else select_locale())
     return render_template("web/error.html", error=for_code("csrf")), 400

@@ -1,11 +1,13 @@
 """The hosted wizard through a test client: same flows, translated, CSRF-protected, no oracle."""
 
+import datetime as dt
 import re
 
 import pytest
 
 from recovery.accounts.models import AccountStatus
 from recovery.db import db
+from recovery.flows.models import FlowStatus, RecoveryFlow
 from tests.integration.conftest import STRONG, code_of, link_token, mails
 
 
@@ -227,3 +229,68 @@ def test_a_crash_on_a_page_is_a_page_without_details(client, monkeypatch):
     assert (crashed.status_code, crashed.mimetype) == (500, "text/html")
     text = crashed.get_data(as_text=True)
     assert "Coś poszło nie tak. Spróbuj ponownie." in text and "secret internals" not in text
+
+
+def _walk_to_code(client, lang="en", **query):
+    response = client.get("/recover", query_string={"lang": lang, **query})
+    page = follow(client, post(client, follow(client, response), choice="yes"))
+    return follow(client, post(client, page, email="anna@example.com"))
+
+
+def test_a_walk_finished_by_the_mailed_link_shows_its_end_in_the_wizard(client, anna):
+    _walk_to_code(client)
+    token = link_token(mails()[0])
+    form = client.get(f"/recover/reset?token={token}&lang=en")
+    finished = client.post(
+        "/recover/reset", data={"csrf_token": csrf(form), "token": token, "password": STRONG}
+    )
+    assert finished.status_code == 303
+    page = client.get("/recover").get_data(as_text=True)
+    assert 'name="code"' not in page  # not the code form of a walk that is over
+    assert client.get("/api/v1/recovery/flows/" + _flow_id(client)).get_json()["node"]["type"] == (
+        "done"
+    )
+
+
+def _flow_id(client):
+    with client.session_transaction() as session:
+        return session["flow"]
+
+
+@pytest.mark.parametrize("app_config", [{"RETURN_TO_ORIGINS": "https://shop.example"}])
+def test_the_shop_sending_the_person_again_starts_a_new_walk(client, anna):
+    _walk_to_code(client, return_to="https://shop.example/one")
+    first = _flow_id(client)
+    client.get("/recover", query_string={"return_to": "https://shop.example/two"})
+    second = _flow_id(client)
+    assert second != first
+    flow = db.session.get(RecoveryFlow, second)
+    assert flow.return_to == "https://shop.example/two"
+
+
+@pytest.mark.parametrize("app_config", [{"RETURN_TO_ORIGINS": "https://shop.example"}])
+def test_start_again_keeps_the_language_and_the_shops_return_to(client):
+    client.get("/recover", query_string={"lang": "en", "return_to": "https://shop.example/back"})
+    first = _flow_id(client)
+    restarted = follow(client, client.get("/recover?restart=1"))
+    assert '<html lang="en"' in restarted.get_data(as_text=True)
+    flow = db.session.get(RecoveryFlow, _flow_id(client))
+    assert flow.id != first and flow.return_to == "https://shop.example/back"
+
+
+def test_a_finished_walk_is_shown_until_its_time_is_up_then_a_new_one_starts(client, anna):
+    _walk_to_code(client)
+    flow = db.session.get(RecoveryFlow, _flow_id(client))
+    flow.status = FlowStatus.DONE
+    flow.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    db.session.commit()
+    old = flow.id
+    client.get("/recover")
+    assert _flow_id(client) != old
+
+
+def test_an_error_page_of_the_wizard_speaks_the_walks_language(client):
+    client.get("/recover", query_string={"lang": "en"})
+    refused = client.post("/recover", data={"node": "start", "choice": "yes"})  # no CSRF token
+    assert refused.status_code == 400
+    assert '<html lang="en"' in refused.get_data(as_text=True)
