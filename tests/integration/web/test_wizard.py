@@ -294,3 +294,19 @@ def test_an_error_page_of_the_wizard_speaks_the_walks_language(client):
     refused = client.post("/recover", data={"node": "start", "choice": "yes"})  # no CSRF token
     assert refused.status_code == 400
     assert '<html lang="en"' in refused.get_data(as_text=True)
+
+
+def test_the_mailed_links_pages_keep_the_mails_language_after_a_post(client, anna):
+    client.post("/api/v1/recovery/email", json={"email": "anna@example.com"})
+    token = link_token(mails()[0])
+    headers = {"Accept-Language": "pl"}
+    form = client.get(f"/recover/reset?token={token}&lang=en", headers=headers)
+    weak = client.post(
+        re.search(r'<form method="post" action="([^"]+)"', form.get_data(as_text=True))
+        .group(1)
+        .replace("&amp;", "&"),
+        data={"csrf_token": csrf(form), "token": token, "password": "short"},
+        headers=headers,
+    )
+    assert weak.status_code == 422
+    assert "Use at least 12 characters." in weak.get_data(as_text=True)
