@@ -5,11 +5,13 @@ Each command is a unit of work: it calls services and commits once at the end (o
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from typing import IO
 
 import click
+from alembic.util import CommandError
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
@@ -37,15 +39,26 @@ def db_group() -> None:
 @db_group.command("upgrade", help="Apply migrations up to REVISION (default: the newest).")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    with _revision_named(revision):
+        migrate.upgrade(current_app.config["DATABASE_URL"], revision)
     click.echo(f"database at {revision}")
 
 
 @db_group.command("downgrade", help="Revert migrations down to REVISION ('base' empties it).")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
-    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    with _revision_named(revision):
+        migrate.downgrade(current_app.config["DATABASE_URL"], revision)
     click.echo(f"database at {revision}")
+
+
+@contextlib.contextmanager
+def _revision_named(revision: str) -> Iterator[None]:
+    """Alembic's refusal of a revision it does not know, as one line instead of a traceback."""
+    try:
+        yield
+    except CommandError as exc:
+        raise click.ClickException(f"{revision}: {exc}") from None
 
 
 @click.group("api-client", help="Service-to-service API keys.")

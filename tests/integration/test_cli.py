@@ -252,3 +252,12 @@ def test_demo_data_is_idempotent_and_names_every_persona(cli):
     for result in (first, second):
         for persona in PERSONAS:
             assert f"  - {persona.title}: {persona.how_to_try}" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["upgrade", "downgrade"])
+def test_an_unknown_revision_is_one_line_not_a_traceback(app, command):
+    result = app.test_cli_runner().invoke(args=["db", command, "nonsense"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: nonsense: Can't locate revision identified by 'nonsense'"
+    )

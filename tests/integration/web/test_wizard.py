@@ -310,3 +310,9 @@ def test_the_mailed_links_pages_keep_the_mails_language_after_a_post(client, ann
     )
     assert weak.status_code == 422
     assert "Use at least 12 characters." in weak.get_data(as_text=True)
+
+
+def test_providers_are_named_as_they_spell_themselves(client):
+    page = follow(client, post(client, start(client), choice="no"))
+    page = follow(client, post(client, page, choice="yes"))  # paid with PayPal as a guest
+    assert "Continue with PayPal" in page.get_data(as_text=True)
