@@ -171,9 +171,11 @@ class FlowService:
             node = next(n for n in self.tree.nodes.values() if n.type is NodeType.DONE)
         return Step(flow, node)
 
-    def answer(self, flow_id: str, node_id: str, value: str) -> Step:
-        """Apply ``value`` as the answer to ``node_id``, which must be the flow's current node."""
-        return self._apply(self._active(flow_id), node_id, value)
+    def answer(self, flow_id: str, node_id: str, value: str, *, typed: bool = False) -> Step:
+        """Apply ``value`` as the answer to ``node_id``, which must be the flow's current node.
+        ``typed``: the value is text the person typed, never one of the node's options (a
+        password that reads "skip" is a password, not the skip button)."""
+        return self._apply(self._active(flow_id), node_id, value, typed=typed)
 
     def _active(self, flow_id: str) -> RecoveryFlow:
         flow = self.get(flow_id)
@@ -181,10 +183,12 @@ class FlowService:
             raise FlowFinished()
         return flow
 
-    def _apply(self, flow: RecoveryFlow, node_id: str, value: str) -> Step:
+    def _apply(self, flow: RecoveryFlow, node_id: str, value: str, *, typed: bool = False) -> Step:
         if node_id != flow.node:
             raise NodeNotCurrent(f"the current step is {flow.node!r}", current=flow.node)
         node = self.tree[flow.node]
+        if typed and node.type is NodeType.PASSWORD_FORM:
+            return self._finish(flow, node, value)
         if value == DIDNT_WORK and node.fallback:
             flow.record(node.id, "didnt_work")
             return self._move(flow, node.fallback)
@@ -229,18 +233,24 @@ class FlowService:
         return self._move(flow, node.next)
 
     def _password_form(self, flow: RecoveryFlow, node: Node, value: str) -> Step:
+        skipped = any(o.value == value for o in node.options)
+        return self._finish(flow, node, None if skipped else value)
+
+    def _finish(self, flow: RecoveryFlow, node: Node, password: str | None) -> Step:
+        """The end of a walk whose person proved control: a new ``password``, or none."""
         account = self.session.get(Account, flow.account_id) if flow.account_id else None
         if account is None or flow.method is None:
             # Only a flow whose person proved control gets here; anything else is tampering.
             raise NodeNotCurrent("prove control of the account first")
-        skip = next((o for o in node.options if o.value == value), None)
-        if skip is None:
-            self.resets.set_password(account, value)
+        if password is not None:
+            self.resets.set_password(account, password)
             flow.record(node.id, "password_set")
         else:
             flow.record(node.id, "password_skipped")
         assert node.next is not None
-        completion = self.resets.complete(flow, account, flow.method, password_changed=skip is None)
+        completion = self.resets.complete(
+            flow, account, flow.method, password_changed=password is not None
+        )
         return self._move(flow, node.next, completion)
 
     def _oauth_choice(self, flow: RecoveryFlow, node: Node, value: str) -> Step:

@@ -153,8 +153,10 @@ def answer() -> Any:
     _language(flow)
     node = request.form.get("node", "")
     value = answer_of(request.form)  # what the identifier limit keyed on, read the same way
+    # Text in the password field is a password even when it reads like a button's value.
+    typed = bool(request.form.get("password")) and not request.form.get("choice")
     try:
-        step = _commit(lambda: flow_service().answer(flow.id, node, value))
+        step = _commit(lambda: flow_service().answer(flow.id, node, value, typed=typed))
     except RecoveryError as exc:
         current = flow_service().current(flow.id)
         return _render(current, for_error(exc), exc.status if exc.status != 503 else 200)

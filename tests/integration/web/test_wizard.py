@@ -316,3 +316,13 @@ def test_providers_are_named_as_they_spell_themselves(client):
     page = follow(client, post(client, start(client), choice="no"))
     page = follow(client, post(client, page, choice="yes"))  # paid with PayPal as a guest
     assert "Continue with PayPal" in page.get_data(as_text=True)
+
+
+def test_a_password_that_reads_skip_is_a_password_not_the_skip_button(client, anna):
+    page = _walk_to_code(client)
+    page = follow(client, post(client, page, code=code_of(mails()[0])))
+    typed = post(client, page, password="skip")
+    assert typed.status_code == 422
+    assert "Use at least 12 characters." in typed.get_data(as_text=True)
+    assert db.session.get(RecoveryFlow, _flow_id(client)).status is FlowStatus.ACTIVE
+    assert [m["template"] for m in mails()] == ["reset"]  # nobody was told of a recovery
