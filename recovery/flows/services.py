@@ -79,6 +79,10 @@ class Step:
         return with_ticket(self.flow.return_to, self.completion.ticket)
 
 
+#: The longest return_to kept (``RecoveryFlow.return_to``'s column); a longer one gets the default.
+MAX_RETURN_TO = 2048
+
+
 def with_ticket(return_to: str, ticket: str) -> str:
     """``return_to`` with ``ticket=`` added to its query (before any ``#fragment``, which the
     browser would keep from the shop's server), and any ``ticket`` it carried dropped: one
@@ -145,9 +149,11 @@ class FlowService:
         return with_ticket(return_to, completion.ticket)
 
     def safe_return_to(self, return_to: str | None) -> str:
-        """``return_to`` if it is unambiguously on an allowed origin, else the default."""
+        """``return_to`` if it is unambiguously on an allowed origin (and fits its column), else
+        the default."""
         if (
             return_to
+            and len(return_to) <= MAX_RETURN_TO
             and _unambiguous(return_to)
             and origin_of(return_to) in self.settings.return_to_origins
         ):

@@ -119,6 +119,15 @@ def test_a_return_to_that_will_not_parse_falls_back_to_the_default(client, retur
     assert page.status_code == 303
 
 
+@pytest.mark.parametrize("app_config", [{"RETURN_TO_ORIGINS": "https://shop.example"}])
+def test_a_return_to_longer_than_its_column_gets_the_default_on_the_wizard(client):
+    page = client.get("/recover", query_string={"return_to": "https://shop.example/" + "x" * 2100})
+    assert page.status_code == 303
+    with client.session_transaction() as session:
+        flow = db.session.get(RecoveryFlow, session["flow"])
+    assert flow.return_to == "https://recovery.example.test/recover/done"
+
+
 def test_links_signed_with_an_older_key_still_work_after_rotation(app, anna):
     old = SecretService(db.session, TEST_SECRET_KEYS[1:])
     token = old.issue_link(RESET_LINK, anna, None, "email")
