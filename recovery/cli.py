@@ -149,6 +149,9 @@ def _lines(file: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
 def demo_data_command() -> None:
     from recovery.demo import load
 
+    if current_app.config["ENV"] == "production":
+        # The personas' passwords are published in the README: anyone could sign in as them.
+        raise click.ClickException("demo data is for development; RECOVERY_ENV is production")
     with db.transaction() as session:
         personas = load(session)
     click.echo("Demo personas, one per branch of the recovery tree:")

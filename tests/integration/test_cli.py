@@ -261,3 +261,11 @@ def test_an_unknown_revision_is_one_line_not_a_traceback(app, command):
     assert result.output.strip() == (
         "Error: nonsense: Can't locate revision identified by 'nonsense'"
     )
+
+
+def test_demo_data_is_refused_in_production(app, cli):
+    app.config["ENV"] = "production"
+    result = cli("demo-data")
+    assert result.exit_code == 1
+    assert "demo data is for development; RECOVERY_ENV is production" in result.output
+    assert stored_account_ids() == set()
