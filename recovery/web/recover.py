@@ -96,6 +96,15 @@ def _wizard_locale() -> str:
     return kept if isinstance(kept, str) and kept in LOCALES else select_locale()
 
 
+#: The pages of the walk itself; the mailed link's pages carry their own ``?lang``.
+_WIZARD_PATHS = ("/recover", "/recover/done")
+
+
+def _page_locale() -> str:
+    """The language of a page this module renders outside a step: the walk's on its pages."""
+    return _wizard_locale() if request.path.rstrip("/") in _WIZARD_PATHS else select_locale()
+
+
 def _language(flow: RecoveryFlow | None) -> None:
     """Speak the flow's language; ``?lang=`` switches it (and the flow's, so its mail follows)."""
     asked = request.args.get("lang")
@@ -241,12 +250,11 @@ def freeze_submit() -> Any:
 def error_page(error: RecoveryError) -> Response:
     """An error on a hosted page (a limit, a page that is not there, a crash): the translated
     sentence on the error page, with the error's status."""
-    wizard = request.path.rstrip("/") in ("/recover", "/recover/done")
-    use_locale(_wizard_locale() if wizard else select_locale())
+    use_locale(_page_locale())
     page = render_template("web/error.html", error=for_error(error))
     return Response(page, status=error.status, mimetype="text/html")
 
 
 def _csrf_failed(error: CSRFError) -> tuple[str, int]:
-    use_locale(_wizard_locale() if request.path.rstrip("/") == "/recover" else select_locale())
+    use_locale(_page_locale())
     return render_template("web/error.html", error=for_code("csrf")), 400
