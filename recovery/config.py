@@ -134,17 +134,21 @@ def _flag(key: str) -> Callable[[Flask, Any], bool]:
     return check
 
 
-def _positive_int(key: str, maximum: int = 10**9) -> Callable[[Flask, Any], int]:
-    """A whole number from 1 to ``maximum``: ``8`` or ``"8"``, not ``1.9``, ``true`` or ``Infinity``
-    (the environment's values arrive parsed as JSON)."""
+def _whole_number(key: str, minimum: int, maximum: int) -> Callable[[Flask, Any], int]:
+    """A whole number from ``minimum`` to ``maximum``: ``8`` or ``"8"``, not ``1.9``, ``true`` or
+    ``Infinity`` (the environment's values arrive parsed as JSON)."""
 
     def check(app: Flask, value: Any) -> int:
         number = _whole(key, value)
-        if not 0 < number <= maximum:
-            raise ConfigError(key, f"must be from 1 to {maximum}, got {number}")
+        if not minimum <= number <= maximum:
+            raise ConfigError(key, f"must be from {minimum} to {maximum}, got {number}")
         return number
 
     return check
+
+
+def _positive_int(key: str, maximum: int) -> Callable[[Flask, Any], int]:
+    return _whole_number(key, 1, maximum)
 
 
 def _whole(key: str, value: Any) -> int:
@@ -162,17 +166,7 @@ MAX_IMPORT_WORKERS = 4
 def _import_workers(app: Flask, value: Any) -> int:
     if _unset(value):
         return min(os.cpu_count() or 1, MAX_IMPORT_WORKERS)
-    number = _whole("IMPORT_WORKERS", value)
-    if not 0 <= number <= 64:
-        raise ConfigError("IMPORT_WORKERS", f"must be from 0 to 64, got {number}")
-    return number
-
-
-def _trusted_proxies(app: Flask, value: Any) -> int:
-    number = _whole("TRUSTED_PROXIES", value)
-    if not 0 <= number <= 10:
-        raise ConfigError("TRUSTED_PROXIES", f"must be from 0 to 10, got {number}")
-    return number
+    return _whole_number("IMPORT_WORKERS", 0, 64)(app, value)
 
 
 def _rate_limit(key: str) -> Callable[[Flask, Any], str]:
@@ -430,7 +424,7 @@ _CHECKS: dict[str, Callable[[Flask, Any], Any]] = {
     "IMPORT_BATCH_SIZE": _positive_int("IMPORT_BATCH_SIZE", 100_000),
     "IMPORT_WORKERS": _import_workers,
     "MAX_JSON_BYTES": _positive_int("MAX_JSON_BYTES", 64 * 1024 * 1024),
-    "TRUSTED_PROXIES": _trusted_proxies,
+    "TRUSTED_PROXIES": _whole_number("TRUSTED_PROXIES", 0, 10),
     # delivery (outbox); SMTP_URL before MAIL_TRANSPORT, WEBHOOK_URL before WEBHOOK_SECRET
     "SMTP_URL": _smtp_url,
     "MAIL_TRANSPORT": _mail_transport,
