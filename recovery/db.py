@@ -10,8 +10,9 @@ import datetime as dt
 import enum
 import functools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -41,8 +42,8 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -122,6 +123,26 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return engine
 
 
+def make_autocommit_engine(url: str, *, echo: bool = False) -> Engine | None:
+    """PostgreSQL's engine for ``insert_alone``: its connections stay in autocommit, so one
+    statement is one transaction and one round trip, and nothing is reset when they go back to the
+    pool (there is never a transaction to end). ``None`` elsewhere (SQLite writes in the session's
+    transaction). Without ``plan_cache_mode=force_custom_plan``: its statements write one row per
+    table, and a generic plan serves them once prepared."""
+    if url.startswith("sqlite"):
+        return None
+    engine = create_engine(
+        url,
+        echo=echo,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        pool_size=2,
+        max_overflow=8,
+    )
+    _ping_idle_connections(engine)
+    return engine
+
+
 #: A pooled connection unused for longer than this is pinged before a request gets it.
 PING_AFTER_IDLE = 1.0
 
@@ -172,13 +193,25 @@ class Database:
     """Flask extension holding the engine and session factory of one app."""
 
     def init_app(self, app: Flask) -> None:
-        engine = make_engine(app.config["DATABASE_URL"], echo=app.config["DATABASE_ECHO"])
-        app.extensions["recovery.db"] = _State(engine, sessionmaker(engine, expire_on_commit=False))
+        url, echo = app.config["DATABASE_URL"], app.config["DATABASE_ECHO"]
+        engine = make_engine(url, echo=echo)
+        autocommit = make_autocommit_engine(url, echo=echo)
+        sessions = sessionmaker(
+            engine, expire_on_commit=False, info={AUTOCOMMIT_ENGINE: autocommit}
+        )
+        app.extensions["recovery.db"] = _State(engine, autocommit, sessions)
         app.teardown_appcontext(_close_session)
 
     @property
     def engine(self) -> Engine:
         return _state().engine
+
+    def dispose(self) -> None:
+        """Close the pooled connections of the app's engines (a command's or a test's end)."""
+        state = _state()
+        for engine in (state.engine, state.autocommit):
+            if engine is not None:
+                engine.dispose()
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -206,12 +239,20 @@ class Database:
         except BaseException:
             session.rollback()
             raise
-        session.commit()
+        if session.in_transaction():  # else it did nothing (adding an object begins one)
+            session.commit()
+
+
+#: ``Session.info`` key of the engine ``insert_alone`` writes through (``None``: in the session).
+AUTOCOMMIT_ENGINE = "recovery.autocommit_engine"
 
 
 class _State:
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, engine: Engine, autocommit: Engine | None, sessions: sessionmaker[Session]
+    ) -> None:
         self.engine = engine
+        self.autocommit = autocommit
         self.sessions = sessions
 
 
@@ -416,40 +457,114 @@ def insert_alone(session: Session, *objects: Base) -> None:
     """Write new ``objects`` as the whole of a request's writing: ``insert_new`` with
     ``durable=False``, in a transaction of its own when the session has not begun one.
 
-    On PostgreSQL that transaction is one round trip: the statement runs on a pooled connection in
-    autocommit, so BEGIN and COMMIT are not round trips of their own (a third of a reset request's
-    database time under load), and the rows are committed when this returns. The caller writes
-    nothing after it: a request that failed afterwards would not take the rows back. When the
-    session has already begun (it read or wrote something, or it is bound to a connection held in
-    a transaction, as in tests) or the database is SQLite, the rows go into the session's
-    transaction instead and are committed with it.
+    On PostgreSQL that transaction is one round trip: the statement runs on a connection of the
+    session's autocommit engine (``make_autocommit_engine``, named in ``Session.info``), so BEGIN
+    and COMMIT are not round trips of their own (a third of a reset request's database time under
+    load), and the rows are committed when this returns. The statement goes straight to the
+    driver (``_DriverStatement``): SQLAlchemy's execution machinery around one INSERT cost more
+    than the round trip itself. The caller writes nothing after it: a request that failed
+    afterwards would not take the rows back. When the session has already begun (it read or wrote
+    something), is bound to a connection (held in a transaction, as in tests), or has no
+    autocommit engine (SQLite), the rows go into the session's transaction instead and are
+    committed with it.
     """
-    bind = session.get_bind()
-    if (
-        not isinstance(bind, Engine)
-        or bind.dialect.name != "postgresql"
-        or session.in_transaction()
-    ):
+    autocommit: Engine | None = session.info.get(AUTOCOMMIT_ENGINE)
+    if autocommit is None or session.in_transaction() or not isinstance(session.bind, Engine):
         insert_new(session, *objects, durable=False)
         return
     statement, params = _insert_of(objects, durable=False)
-    with bind.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, params)
+    _DriverStatement.of(statement, autocommit.dialect).run(autocommit, params)
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverStatement:
+    """A statement compiled once for the driver: its SQL and each parameter's conversion."""
+
+    sql: str
+    processors: dict[str, Callable[[Any], Any]]
+    fixed: dict[str, Any]  # parameters the statement itself binds (the set_config arguments)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def of(statement: Any, dialect: Dialect) -> _DriverStatement:
+        compiled = statement.compile(dialect=dialect)
+        processors = {}
+        for name, bound in compiled.binds.items():
+            processor = bound.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        fixed = {
+            name: processors.get(name, _same)(bound.effective_value)
+            for name, bound in compiled.binds.items()
+            if not bound.required
+        }
+        return _DriverStatement(str(compiled), processors, fixed)
+
+    def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
+        converted = {
+            name: self.processors[name](value) if name in self.processors else value
+            for name, value in params.items()
+        }
+        converted.update(self.fixed)
+        return converted
+
+    def run(self, engine: Engine, params: dict[str, Any]) -> None:
+        """Run on a pooled connection of ``engine``, an autocommit engine. Driver errors come out
+        as SQLAlchemy's (``DBAPIError``, with ``connection_invalidated`` when the connection was
+        lost, after which the pool is renewed as SQLAlchemy itself does on a disconnect)."""
+        dialect = engine.dialect
+        pooled = engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            driver.execute(self.sql, self.parameters(params), prepare=True)
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, pooled.dbapi_connection, None)
+            if lost:
+                pooled.invalidate(exc)
+                engine.dispose(close=False)
+            raise DBAPIError.instance(
+                self.sql,
+                params,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=dialect,
+            ) from exc
+        finally:
+            pooled.close()
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _column_values(obj: Base) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for attribute in sa_inspect(type(obj)).column_attrs:
-        column = attribute.columns[0]
-        value = getattr(obj, attribute.key)
-        if value is None and column.default is not None:
-            default = column.default
+    for key, name, default, server_chosen in _insert_columns(type(obj)):
+        value = getattr(obj, key)
+        if value is None and default is not None:
             value = default.arg(None) if default.is_callable else default.arg
-            setattr(obj, attribute.key, value)
-        if value is None and column.primary_key and column.autoincrement in (True, "auto"):
+            setattr(obj, key, value)
+        if value is None and server_chosen:
             continue  # the server's to choose
-        values[column.name] = value
+        values[name] = value
     return values
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_columns(model: type[Base]) -> tuple[tuple[str, Any, Any, bool], ...]:
+    """Each column attribute of ``model``: its key, column name, Python-side default, and whether the
+    server chooses the value when none is given (an autoincrementing primary key)."""
+    return tuple(
+        (
+            attribute.key,
+            column.name,
+            column.default,
+            bool(column.primary_key and column.autoincrement in (True, "auto")),
+        )
+        for attribute in sa_inspect(model).column_attrs
+        for column in attribute.columns[:1]
+    )
 
 
 def _param(index: int, name: str) -> str:

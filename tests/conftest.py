@@ -155,7 +155,7 @@ def app(database_url: str, connection: Connection, app_config: dict[str, Any]) -
         fresh_limits()
         yield app
         db.session.close()
-        db.engine.dispose()
+        db.dispose()
     storage = limiter.storage
     pool = getattr(getattr(storage, "storage", None), "connection_pool", None)
     if pool is not None:
@@ -168,7 +168,7 @@ def openapi(database_url: str) -> OpenAPI:
     app = make_app(database_url)
     with app.app_context():
         spec = app.test_client().get("/api/v1/openapi.json").get_json()
-        db.engine.dispose()
+        db.dispose()
     problem_json = {"application/problem+json": json.loads}
     return OpenAPI.from_dict(spec, config=Config(extra_media_type_deserializers=problem_json))
 
@@ -236,7 +236,7 @@ def committed_app(database_url: str, app_config: dict[str, Any]) -> Iterator[Fla
     fresh_limits()
     yield app
     with app.app_context():
-        db.engine.dispose()  # the connections its requests opened
+        db.dispose()  # the connections its requests opened
     empty_tables(database_url)
 
 

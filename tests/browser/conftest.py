@@ -137,7 +137,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             server.server_close()
             thread.join(timeout=5)
             with app.app_context():
-                db.engine.dispose()
+                db.dispose()
             pool = getattr(getattr(limiter.storage, "storage", None), "connection_pool", None)
             if pool is not None:
                 pool.disconnect()

@@ -57,6 +57,27 @@ def statements_of(run):
         event.remove(connection, "before_cursor_execute", record)
 
 
+@pytest.fixture
+def sent_by_psycopg(monkeypatch):
+    """Every statement psycopg sends, as ``(sql, autocommit)``, whichever layer calls it
+    (SQLAlchemy's execution or a statement handed straight to the driver). Idle connections are
+    not pinged meanwhile, so only the code under test speaks."""
+    import psycopg
+
+    from recovery import db as db_module
+
+    sent = []
+    execute = psycopg.Cursor.execute
+
+    def recording(cursor, query, *args, **kwargs):
+        sent.append((str(query), cursor.connection.autocommit))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 3600.0)
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    return sent
+
+
 def mails(to=None):
     run_tasks()
     rows = db.session.scalars(

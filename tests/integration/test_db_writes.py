@@ -4,11 +4,19 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import event, inspect, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery import db as db_module
-from recovery.db import db, insert_alone, insert_new, is_postgresql, make_engine
+from recovery.db import (
+    AUTOCOMMIT_ENGINE,
+    db,
+    insert_alone,
+    insert_new,
+    is_postgresql,
+    make_autocommit_engine,
+    make_engine,
+)
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
 from tests.conftest import empty_tables
@@ -91,32 +99,105 @@ def test_a_write_that_need_not_be_durable_relaxes_only_its_own_transaction(engin
                 assert session.scalar(setting) == "on"
 
 
+class _Engines:
+    """The app's two engines on ``database_url``, and sessions that know both (as ``db``'s do)."""
+
+    def __init__(self, database_url):
+        self.engine = make_engine(database_url)
+        self.autocommit = make_autocommit_engine(database_url)
+
+    def session(self):
+        return Session(self.engine, info={AUTOCOMMIT_ENGINE: self.autocommit})
+
+    def dispose(self):
+        self.engine.dispose()
+        self.autocommit.dispose()
+
+
+@pytest.fixture
+def engines(database_url):
+    both = _Engines(database_url)
+    yield both
+    both.dispose()
+    empty_tables(database_url)
+
+
 @pytest.mark.postgres
-def test_insert_alone_commits_at_once_in_one_autocommit_statement(database_url):
-    engine = make_engine(database_url)
-    sent = []
+def test_insert_alone_commits_at_once_in_one_autocommit_statement(engines, sent_by_psycopg):
+    with engines.autocommit.connect():
+        pass  # the dialect's first-connect queries, out of the way
+    sent_by_psycopg.clear()
+    with engines.session() as session:
+        insert_alone(session, _flow("f-alone"), _task("k-alone"))
+        written = list(sent_by_psycopg)
+        assert not session.in_transaction()  # the session was never used
+        with engines.engine.connect() as other:  # committed already, for everyone
+            stored = other.execute(
+                select(RecoveryFlow.node).where(RecoveryFlow.id == "f-alone")
+            ).scalar_one()
+            assert stored == "email_code"
+    # psycopg sends no BEGIN or COMMIT of its own for a connection in autocommit.
+    ((statement, autocommit),) = written
+    assert autocommit and statement.startswith("WITH new_0 AS")
+    assert "set_config" in statement  # and its commit does not wait for the disk
+    with engines.autocommit.connect() as reused:  # the setting went with that transaction
+        assert reused.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def record(conn, cursor, statement, parameters, context, executemany):
-        # psycopg sends no BEGIN or COMMIT of its own for a connection in autocommit.
-        sent.append((statement, conn.connection.driver_connection.autocommit))
 
-    try:
-        with Session(engine) as session:
-            insert_alone(session, _flow("f-alone"), _task("k-alone"))
-            written = list(sent)
-            assert not session.in_transaction()  # the session was never used
-            with engine.connect() as other:  # committed already, for everyone
-                stored = other.execute(
-                    select(RecoveryFlow.node).where(RecoveryFlow.id == "f-alone")
-                ).scalar_one()
-                assert stored == "email_code"
-        ((statement, autocommit),) = written
-        assert autocommit and statement.startswith("WITH new_0 AS")
-        assert "set_config" in statement  # and its commit does not wait for the disk
-    finally:
-        engine.dispose()
-        empty_tables(database_url)
+def test_insert_alone_without_an_autocommit_engine_writes_in_the_session(engine):
+    """SQLite (and a session made without one): the rows wait for the session's commit."""
+    with Session(engine) as session:
+        insert_alone(session, _flow("f-in-session"), _task("k-in-session"))
+        assert session.in_transaction()
+        session.rollback()
+        assert session.get(RecoveryFlow, "f-in-session") is None
+
+
+@pytest.mark.postgres
+def test_insert_alone_stores_every_column_as_the_unit_of_work_would(engines):
+    with engines.session() as session:
+        insert_alone(session, _flow("f-columns"), _task("k-columns"))
+    with engines.session() as session:
+        flow = session.get(RecoveryFlow, "f-columns")
+        task = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == "k-columns")
+        ).one()
+        assert (flow.status, flow.answers, flow.trail) == (
+            FlowStatus.ACTIVE,
+            {"email": "j***@example.com"},
+            [],
+        )
+        assert flow.expires_at == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+        assert (task.channel, task.status, task.attempts) == (
+            Channel.TASK,
+            MessageStatus.PENDING,
+            0,
+        )
+        assert task.payload == {"task": "email_reset", "args": {}} and task.id > 0
+
+
+@pytest.mark.postgres
+def test_insert_alone_reports_a_lost_connection_as_sqlalchemy_does(engines, engine):
+    """A connection the server dropped is a ``DBAPIError`` with ``connection_invalidated`` (the
+    API's 503), and the pool is renewed: the next write gets a working connection."""
+    with engines.autocommit.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    _terminate_backend(engine, pid)
+    with engines.session() as session, pytest.raises(DBAPIError) as raised:
+        insert_alone(session, _flow("f-lost"), _task("k-lost"))
+    assert raised.value.connection_invalidated
+    with engines.session() as session:
+        insert_alone(session, _flow("f-after"), _task("k-after"))
+    with engines.session() as session:
+        assert session.get(RecoveryFlow, "f-after") is not None
+
+
+@pytest.mark.postgres
+def test_insert_alone_refuses_a_duplicate_as_an_integrity_error(engines):
+    with engines.session() as session:
+        insert_alone(session, _flow("f-twice"), _task("k-twice"))
+        with pytest.raises(IntegrityError):
+            insert_alone(session, _flow("f-twice"), _task("k-other"))
 
 
 def test_insert_alone_joins_a_transaction_the_session_has_begun(engine):
@@ -171,18 +252,31 @@ def test_a_connection_in_steady_use_is_not_pinged(database_url):
 
 
 @pytest.mark.postgres
-def test_a_connection_lost_under_a_request_is_a_503_problem(committed_app, engine):
+@pytest.mark.parametrize(
+    ("pool", "method", "path", "served"),
+    [
+        # A reset request writes through the autocommit engine (``insert_alone``).
+        ("autocommit", "POST", "/api/v1/recovery/email", 202),
+        # Everything else through the session's engine.
+        ("engine", "GET", "/api/v1/recovery/flows/no-such-flow", 404),
+    ],
+)
+def test_a_connection_lost_under_a_request_is_a_503_problem(
+    committed_app, engine, pool, method, path, served
+):
     client = committed_app.test_client()
     # The one connection the next request gets.
-    with committed_app.app_context(), db.engine.connect() as connection:
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with committed_app.app_context():
+        pooled = db.engine if pool == "engine" else db.sessions.kw["info"][AUTOCOMMIT_ENGINE]
+        with pooled.connect() as connection:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     _terminate_backend(engine, pid)
+    body = {"email": "jan@example.com"} if method == "POST" else None
 
-    response = client.post("/api/v1/recovery/email", json={"email": "jan@example.com"})
+    response = client.open(path, method=method, json=body)
 
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert response.json["code"] == "unavailable"
     # The pool replaced the broken connection: the next request is served.
-    again = client.post("/api/v1/recovery/email", json={"email": "jan@example.com"})
-    assert again.status_code == 202
+    assert client.open(path, method=method, json=body).status_code == served

@@ -75,4 +75,4 @@ def test_there_is_no_mailbox_in_production(database_url):
     assert client.get("/dev/mailbox").status_code == 404
     assert client.get("/dev/mailbox/1").status_code == 404
     with app.app_context():
-        db.engine.dispose()
+        db.dispose()
