@@ -25,6 +25,11 @@ PREFIX = "RECOVERY"
 ENVIRONMENTS = ("development", "production")
 DEV_SECRET_FILE = "secret_keys"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_LENGTH = 32
+#: The signing keys .env.example shows. They are published, so whoever has read it could sign
+#: reset links and tickets: production refuses them as it refuses running without keys.
+EXAMPLE_SECRET_KEYS = frozenset(
+    ("new-key-at-least-32-characters-long", "older-key-at-least-32-characters-long")
+)
 
 #: Defaults for every setting. ``None`` means "derived at start-up" (see ``_derive_defaults``).
 DEFAULTS: dict[str, Any] = {
@@ -256,6 +261,15 @@ def _secret_keys(app: Flask, value: Any) -> list[str]:
             "SECRET_KEYS",
             f"key number {short[0]} is shorter than {MIN_SECRET_LENGTH} characters",
         )
+    examples = [i for i, key in enumerate(keys, 1) if key in EXAMPLE_SECRET_KEYS]
+    if examples:
+        problem = (
+            f"key number {examples[0]} is an example from .env.example; make a key with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+        if app.config["ENV"] == "production":
+            raise ConfigError("SECRET_KEYS", problem)
+        log.warning("%s_SECRET_KEYS: %s", PREFIX, problem)
     return keys
 
 

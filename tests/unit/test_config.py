@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from recovery import create_app
@@ -226,3 +228,34 @@ def test_the_command_names_a_bad_setting_without_a_traceback(tmp_path):
     assert done.stderr.strip() == (
         "Error: RECOVERY_PUBLIC_URL: must be an absolute http(s) URL, got 'ftp://x'"
     )
+
+
+def _example_secret_keys():
+    """The ``RECOVERY_SECRET_KEYS`` value .env.example shows: published, so anyone has it."""
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    (line,) = [line for line in example.read_text().splitlines() if "RECOVERY_SECRET_KEYS=" in line]
+    return line.split("=", 1)[1].strip()
+
+
+def test_production_refuses_the_example_secret_keys(instance, monkeypatch, caplog):
+    _production(monkeypatch)
+    example = _example_secret_keys()
+    monkeypatch.setenv("RECOVERY_SECRET_KEYS", example)
+    with pytest.raises(ConfigError) as caught:
+        create_app()
+    message = str(caught.value)
+    assert message.startswith("RECOVERY_SECRET_KEYS: key number 1 is an example")
+    assert "\n" not in message
+    assert not any(key in message for key in example.split(","))  # a key is never echoed
+    monkeypatch.setenv("RECOVERY_ENV", "development")
+    assert create_app().config["SECRET_KEYS"] == example.split(",")
+    assert "RECOVERY_SECRET_KEYS: key number 1 is an example" in caplog.text
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_production_refuses_an_example_key_behind_a_real_one(instance, monkeypatch, index):
+    _production(monkeypatch)
+    example = _example_secret_keys().split(",")[index]
+    monkeypatch.setenv("RECOVERY_SECRET_KEYS", "k" * 40 + "," + example)
+    with pytest.raises(ConfigError, match="RECOVERY_SECRET_KEYS: key number 2 is an example"):
+        create_app()
