@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any
 
 import click
 from alembic.util import CommandError
@@ -29,6 +29,29 @@ def register(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(demo_data_command)
     app.cli.add_command(worker_command)
+
+
+class TableCommand(click.Command):
+    """A command that uses the tables. On a database the migrations have not brought to this
+    version it stops before it starts, with one line saying what to run, instead of the traceback
+    of its first query ("no such table", "relation does not exist", a missing column)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with db.engine.connect() as connection:
+            at = migrate.current(connection)
+        needed = migrate.heads()
+        if at != needed:
+            raise click.ClickException(
+                f"the database is at revision {', '.join(sorted(at)) or 'none'}, this version "
+                f"needs {', '.join(sorted(needed))}: run `recovery db upgrade`"
+            )
+        return super().invoke(ctx)
+
+
+class TableGroup(click.Group):
+    """A group whose commands are each a ``TableCommand`` (its ``--help`` needs no database)."""
+
+    command_class = TableCommand
 
 
 @click.group("db", help="Database schema (Alembic migrations).")
@@ -61,7 +84,7 @@ def _revision_named(revision: str) -> Iterator[None]:
         raise click.ClickException(f"{revision}: {exc}") from None
 
 
-@click.group("api-client", help="Service-to-service API keys.")
+@click.group("api-client", cls=TableGroup, help="Service-to-service API keys.")
 def api_client_group() -> None:
     pass
 
@@ -105,7 +128,11 @@ def api_client_revoke(name: str) -> None:
     click.echo(f"revoked {name!r}")
 
 
-@click.command("import", help="Import accounts and orders from an NDJSON FILE ('-' for stdin).")
+@click.command(
+    "import",
+    cls=TableCommand,
+    help="Import accounts and orders from an NDJSON FILE ('-' for stdin).",
+)
 @click.argument("file", type=click.File("rb"))
 def import_command(file: IO[bytes]) -> None:
     from recovery.ingest.services import Importer
@@ -145,7 +172,7 @@ def _lines(file: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
         yield line
 
 
-@click.command("demo-data", help="Load the demo personas (safe to run again).")
+@click.command("demo-data", cls=TableCommand, help="Load the demo personas (safe to run again).")
 def demo_data_command() -> None:
     from recovery.demo import load
 
@@ -163,7 +190,11 @@ def demo_data_command() -> None:
     )
 
 
-@click.command("worker", help="Run the outbox: tasks, mail and webhooks, with retries and backoff.")
+@click.command(
+    "worker",
+    cls=TableCommand,
+    help="Run the outbox: tasks, mail and webhooks, with retries and backoff.",
+)
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @click.option(
     "--interval",
@@ -197,7 +228,11 @@ def worker_command(once: bool, interval: float | None) -> None:
         webhooks.close()
 
 
-@click.command("purge-secrets", help="Delete links, codes and tickets that expired a day ago.")
+@click.command(
+    "purge-secrets",
+    cls=TableCommand,
+    help="Delete links, codes and tickets that expired a day ago.",
+)
 def purge_secrets_command() -> None:
     """Run it hourly (cron, a systemd timer): decoys and expired secrets otherwise pile up."""
     from recovery.wiring import secret_service

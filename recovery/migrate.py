@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -26,3 +29,21 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def heads() -> set[str]:
+    """The newest revisions of the migrations: the schema this version of the code uses."""
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def current(connection: Connection) -> set[str]:
+    """The revisions the database on ``connection`` is at; none before its first migration."""
+    # Alembic announces its context at INFO whenever one is made: before every command that
+    # only asks, that is noise on the operator's terminal.
+    announcer = logging.getLogger("alembic.runtime.migration")
+    level = announcer.level
+    announcer.setLevel(logging.WARNING)
+    try:
+        return set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        announcer.setLevel(level)

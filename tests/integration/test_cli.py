@@ -12,12 +12,14 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from recovery import migrate
 from recovery.accounts.models import Account, Identity
 from recovery.clients.models import ApiClient
 from recovery.db import db
 from recovery.demo import PERSONAS
 from recovery.ingest.services import MAX_LINE_BYTES
 from recovery.orders.models import Order
+from tests.conftest import make_app
 
 KEY = re.compile(r"rk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43}")
 
@@ -269,3 +271,56 @@ def test_demo_data_is_refused_in_production(app, cli):
     assert result.exit_code == 1
     assert "demo data is for development; RECOVERY_ENV is production" in result.output
     assert stored_account_ids() == set()
+
+
+# -- a database the migrations have not brought to this version ---------------------------------------
+
+#: Every command that uses the tables (all but ``db``).
+TABLE_COMMANDS = [
+    ("api-client", "create", "shop", "--scope", "ingest"),
+    ("api-client", "list"),
+    ("api-client", "revoke", "shop"),
+    ("import", "-"),
+    ("demo-data",),
+    ("worker", "--once"),
+    ("purge-secrets",),
+]
+NOT_MIGRATED = re.compile(
+    r"Error: the database is at revision (\S+), this version needs (\S+): "
+    r"run `recovery db upgrade`\n"
+)
+
+
+def run_on(database_url, *args):
+    """``recovery ARGS`` in an app of its own on ``database_url`` (not the test's database)."""
+    app = make_app(database_url)
+    with app.app_context():
+        try:
+            return app.test_cli_runner().invoke(args=list(args), input=f"{account('c-1')}\n")
+        finally:
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize("args", TABLE_COMMANDS, ids=" ".join)
+def test_a_command_on_a_database_never_migrated_says_to_migrate_it(empty_database_url, args):
+    result = run_on(empty_database_url, *args)
+
+    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert NOT_MIGRATED.fullmatch(result.stderr), result.stderr
+    assert NOT_MIGRATED.fullmatch(result.stderr).group(1) == "none"
+
+
+def test_a_command_on_a_database_behind_the_migrations_says_to_upgrade_it(empty_database_url):
+    migrate.upgrade(empty_database_url)
+    migrate.downgrade(empty_database_url, "-1")  # the previous release's schema
+
+    behind = run_on(empty_database_url, "api-client", "list")
+
+    assert behind.exit_code == 1
+    at, needed = NOT_MIGRATED.fullmatch(behind.stderr).groups()
+    assert at not in ("none", needed)
+    assert run_on(empty_database_url, "db", "upgrade").exit_code == 0  # db itself is never refused
+    upgraded = run_on(empty_database_url, "api-client", "list")
+    assert (upgraded.exit_code, upgraded.stderr) == (0, "")
