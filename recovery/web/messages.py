@@ -40,6 +40,21 @@ _FIELDS: dict[str, LazyString] = {
 
 GENERIC = _l("Something went wrong. Please try again.")
 
+#: The heading of an error page, by its HTTP status; other statuses get ``GENERIC_TITLE``.
+_TITLES: dict[int, LazyString] = {
+    404: _l("Page not found"),
+    405: _l("This action is not available here"),
+    429: _l("Too many attempts"),
+    500: _l("Something went wrong on our side"),
+}
+
+GENERIC_TITLE = _l("Something went wrong")
+
+
+def title_for(status: int) -> str:
+    """The heading of the error page with HTTP ``status``, in the current language."""
+    return str(_TITLES.get(status, GENERIC_TITLE))
+
 
 def for_code(code: str) -> str:
     """The sentence for an error ``code`` in the current language."""

@@ -33,7 +33,7 @@ from recovery.flows.services import Step
 from recovery.flows.tree import DIDNT_WORK, NodeType
 from recovery.i18n import LOCALES, select_locale, use_locale
 from recovery.ratelimits import answer_limits, answer_of, per_ip
-from recovery.web.messages import for_code, for_error
+from recovery.web.messages import for_code, for_error, title_for
 from recovery.wiring import flow_service, reset_service
 
 blueprint = Blueprint("recover", __name__, url_prefix="/recover")
@@ -249,12 +249,15 @@ def freeze_submit() -> Any:
 
 def error_page(error: RecoveryError) -> Response:
     """An error on a hosted page (a limit, a page that is not there, a crash): the translated
-    sentence on the error page, with the error's status."""
-    use_locale(_page_locale())
-    page = render_template("web/error.html", error=for_error(error))
+    title of its status and sentence on the error page, with the error's status."""
+    page = _error_page(error.status, for_error(error))
     return Response(page, status=error.status, mimetype="text/html")
 
 
 def _csrf_failed(error: CSRFError) -> tuple[str, int]:
+    return _error_page(400, for_code("csrf")), 400
+
+
+def _error_page(status: int, sentence: str) -> str:
     use_locale(_page_locale())
-    return render_template("web/error.html", error=for_code("csrf")), 400
+    return render_template("web/error.html", title=title_for(status), sentence=sentence)

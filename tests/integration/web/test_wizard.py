@@ -231,6 +231,61 @@ def test_a_crash_on_a_page_is_a_page_without_details(client, monkeypatch):
     assert "Coś poszło nie tak. Spróbuj ponownie." in text and "secret internals" not in text
 
 
+#: The heading of each error page, in each language.
+ERROR_TITLES = {
+    "en": {
+        400: "Something went wrong",
+        404: "Page not found",
+        405: "This action is not available here",
+        429: "Too many attempts",
+        500: "Something went wrong on our side",
+    },
+    "pl": {
+        400: "Coś poszło nie tak",
+        404: "Nie znaleziono strony",
+        405: "Ta czynność nie jest tu dostępna",
+        429: "Za dużo prób",
+        500: "Coś poszło nie tak po naszej stronie",
+    },
+}
+
+
+def _provoke(client, monkeypatch, case, lang):
+    """A request that ends on the error page of ``case``, asked for in ``lang``."""
+    query = {"lang": lang}
+    if case == "404":
+        return client.get("/recover/nope", query_string=query)
+    if case == "404 /dev":
+        return client.get("/dev/mailbox/999999", query_string=query)
+    if case == "405":
+        return client.put("/recover", query_string=query)
+    if case == "400":  # a form without its CSRF token
+        return client.post("/recover", query_string=query, data={"node": "start"})
+    if case == "429":
+        client.get("/recover", query_string=query)
+        return client.get("/recover", query_string=query)
+    from recovery.web import recover
+
+    assert case == "500"  # a crash
+    monkeypatch.setattr(recover, "flow_service", lambda: 1 / 0)
+    return client.get("/recover", query_string=query)
+
+
+@pytest.mark.parametrize("app_config", [{"RESET_RATE_LIMIT_PER_IP": "1 per minute"}])
+@pytest.mark.parametrize("lang", ["pl", "en"])
+@pytest.mark.parametrize("case", ["400", "404", "404 /dev", "405", "429", "500"])
+def test_every_error_page_is_headed_by_its_translated_title(client, monkeypatch, case, lang):
+    page = _provoke(client, monkeypatch, case, lang)
+
+    status = int(case.split()[0])
+    assert (page.status_code, page.mimetype) == (status, "text/html")
+    text = page.get_data(as_text=True)
+    assert f'<html lang="{lang}"' in text
+    assert re.findall(r"<h1>(.*?)</h1>", text) == [ERROR_TITLES[lang][status]]
+    assert re.search(r"<title>(.*?)</title>", text).group(1) == ERROR_TITLES[lang][status]
+    assert text.index("</h1>") < text.index('class="error"')  # the heading, then the sentence
+
+
 def _walk_to_code(client, lang="en", **query):
     response = client.get("/recover", query_string={"lang": lang, **query})
     page = follow(client, post(client, follow(client, response), choice="yes"))
