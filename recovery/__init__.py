@@ -30,7 +30,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(
         RATELIMIT_HEADERS_ENABLED=True,
-        RATELIMIT_KEY_PREFIX=app.config.get("RATELIMIT_KEY_PREFIX", "recovery"),
         RATELIMIT_STRATEGY="fixed-window",
         # The wizard's session cookie holds only the flow id, signed; keep it from scripts and
         # from cross-site requests, and on https only when the service is served over https.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # sqlite file under the instance folder
     "DATABASE_ECHO": False,
     "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_KEY_PREFIX": "recovery",  # before every counter's key: deployments sharing one Redis
     "SECRET_KEYS": None,  # generated and kept under the instance folder in development
     "PUBLIC_URL": "http://127.0.0.1:8000",
     "API_RATE_LIMIT": "1200 per minute",
@@ -232,6 +234,13 @@ def _storage_uri(app: Flask, value: Any) -> str:
         # Not the limits library's memory storage: ours expires without scanning every key.
         return counters.URI
     return str(value)
+
+
+def _key_prefix(app: Flask, value: Any) -> str:
+    prefix = str(value or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", prefix):
+        raise ConfigError("RATELIMIT_KEY_PREFIX", "must be 1 to 64 letters, digits, '.', '_', '-'")
+    return prefix
 
 
 def _public_url(app: Flask, value: Any) -> str:
@@ -432,6 +441,7 @@ _CHECKS: dict[str, Callable[[Flask, Any], Any]] = {
     "DATABASE_URL": _database_url,
     "DATABASE_ECHO": _flag("DATABASE_ECHO"),
     "RATELIMIT_STORAGE_URI": _storage_uri,
+    "RATELIMIT_KEY_PREFIX": _key_prefix,
     "SECRET_KEYS": _secret_keys,
     "PUBLIC_URL": _public_url,
     "API_RATE_LIMIT": _rate_limit("API_RATE_LIMIT"),

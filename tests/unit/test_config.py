@@ -60,6 +60,8 @@ def test_a_test_mapping_wins_over_the_environment(instance, monkeypatch):
         ("RECOVERY_ENV", "staging", "RECOVERY_ENV: must be one of development, production"),
         ("RECOVERY_DATABASE_URL", "mysql://x/y", "RECOVERY_DATABASE_URL: must be a sqlite"),
         ("RECOVERY_RATELIMIT_STORAGE_URI", "memcached://x", "RECOVERY_RATELIMIT_STORAGE_URI"),
+        ("RECOVERY_RATELIMIT_KEY_PREFIX", "a b", "RECOVERY_RATELIMIT_KEY_PREFIX: must be 1 to"),
+        ("RECOVERY_RATELIMIT_KEY_PREFIX", " ", "RECOVERY_RATELIMIT_KEY_PREFIX: must be 1 to"),
         ("RECOVERY_PUBLIC_URL", "example.com", "RECOVERY_PUBLIC_URL: must be an absolute"),
         ("RECOVERY_SECRET_KEYS", "short", "RECOVERY_SECRET_KEYS: key number 1 is shorter"),
         ("RECOVERY_SECRET_KEYS", "k" * 32 + ",", "RECOVERY_SECRET_KEYS: has an empty key"),
