@@ -106,12 +106,15 @@ class Base(DeclarativeBase):
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create an engine with the per-backend settings this service relies on."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(
+            url, echo=echo, json_serializer=json_document, connect_args={"timeout": 30}
+        )
         _fix_sqlite(engine)
         return engine
     engine = create_engine(
         url,
         echo=echo,
+        json_serializer=json_document,
         pool_size=5,
         max_overflow=10,
         # psycopg prepares a statement after five runs and PostgreSQL may then switch to a generic
@@ -134,6 +137,7 @@ def make_autocommit_engine(url: str, *, echo: bool = False) -> Engine | None:
     engine = create_engine(
         url,
         echo=echo,
+        json_serializer=json_document,
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
         pool_size=2,
@@ -304,6 +308,20 @@ def _json_default(value: Any) -> Any:
 #: Datetimes still come to ``_json_default``: orjson would write a naive one without an offset, which
 #: the server would read in its own time zone; refusing it is what ``UTCDateTime`` does.
 _JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def json_document(value: Any) -> str:
+    """A JSON column's value as the text the driver sends (the engines' ``json_serializer``):
+    what ``json.dumps`` writes (non-string keys become strings, a datetime is refused), by orjson
+    in C, several times faster."""
+    return orjson.dumps(value, option=_DOCUMENT_OPTIONS, default=_not_json).decode()
+
+
+_DOCUMENT_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def json_batch(values: Any) -> str:

@@ -6,6 +6,8 @@ Faces (API, pages, CLI) get their services here, so no face repeats how they are
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -18,48 +20,66 @@ from recovery.outbox.worker import TaskHandler
 from recovery.resets.services import EMAIL_RESET_TASK, ResetService, Settings
 from recovery.tokens.services import EMAIL_CODE, RESET_LINK, SMS_CODE, SecretService
 
+#: Where the app keeps its ``_Settings`` (``app.extensions``).
+_SETTINGS = "recovery.wiring"
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """The services' settings, read from the app's configuration once (it is validated once, in
+    ``create_app``, and not changed after)."""
+
+    secret_keys: tuple[str, ...]
+    lifetimes: dict[str, dt.timedelta]
+    resets: Settings
+    flows: FlowSettings
+
+    @staticmethod
+    def of(config: Mapping[str, Any]) -> _Settings:
+        minutes = {
+            RESET_LINK.name: config["RESET_LINK_MINUTES"],
+            EMAIL_CODE.name: config["EMAIL_CODE_MINUTES"],
+            SMS_CODE.name: config["SMS_CODE_MINUTES"],
+        }
+        return _Settings(
+            secret_keys=tuple(config["SECRET_KEYS"]),
+            lifetimes={name: dt.timedelta(minutes=m) for name, m in minutes.items()},
+            resets=Settings(
+                public_url=config["PUBLIC_URL"],
+                unknown_address_mail=config["UNKNOWN_ADDRESS_MAIL"],
+                mails_per_account_per_hour=config["RESET_MAILS_PER_ACCOUNT_PER_HOUR"],
+            ),
+            flows=FlowSettings(
+                ttl=dt.timedelta(minutes=config["FLOW_TTL_MINUTES"]),
+                return_to_origins=config["RETURN_TO_ORIGINS"],
+                default_return_to=config["DEFAULT_RETURN_TO"],
+            ),
+        )
+
+
+def _settings() -> _Settings:
+    extensions = current_app.extensions
+    settings: _Settings | None = extensions.get(_SETTINGS)
+    if settings is None:
+        settings = extensions[_SETTINGS] = _Settings.of(current_app.config)
+    return settings
+
 
 def secret_service(session: Session | None = None) -> SecretService:
-    config = current_app.config
-    lifetimes = {
-        RESET_LINK.name: config["RESET_LINK_MINUTES"],
-        EMAIL_CODE.name: config["EMAIL_CODE_MINUTES"],
-        SMS_CODE.name: config["SMS_CODE_MINUTES"],
-    }
-    return SecretService(
-        session or db.session,
-        config["SECRET_KEYS"],
-        lifetimes={name: dt.timedelta(minutes=m) for name, m in lifetimes.items()},
-    )
+    settings = _settings()
+    return SecretService(session or db.session, settings.secret_keys, lifetimes=settings.lifetimes)
 
 
 def reset_service(session: Session | None = None) -> ResetService:
     """The reset service on the request's session, or on ``session`` (the worker's)."""
-    config = current_app.config
     session = session or db.session
     return ResetService(
-        session,
-        secret_service(session),
-        OutboxService(session),
-        Settings(
-            public_url=config["PUBLIC_URL"],
-            unknown_address_mail=config["UNKNOWN_ADDRESS_MAIL"],
-            mails_per_account_per_hour=config["RESET_MAILS_PER_ACCOUNT_PER_HOUR"],
-        ),
+        session, secret_service(session), OutboxService(session), _settings().resets
     )
 
 
 def flow_service() -> FlowService:
-    config = current_app.config
-    return FlowService(
-        db.session,
-        reset_service(),
-        FlowSettings(
-            ttl=dt.timedelta(minutes=config["FLOW_TTL_MINUTES"]),
-            return_to_origins=config["RETURN_TO_ORIGINS"],
-            default_return_to=config["DEFAULT_RETURN_TO"],
-        ),
-    )
+    return FlowService(db.session, reset_service(), _settings().flows)
 
 
 def _send_email_reset(session: Session, args: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
+    Request,
     Response,
     current_app,
     redirect,
@@ -21,6 +22,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 
 from recovery.config import origin_of
@@ -42,6 +44,18 @@ blueprint = Blueprint("recover", __name__, url_prefix="/recover")
 def init_app(app: Flask) -> None:
     app.register_blueprint(blueprint)
     app.register_error_handler(CSRFError, _csrf_failed)
+    app.session_interface = CookieSessions()
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie session (the wizard keeps its flow id in it), opened without building
+    a signer for a request that sent no session cookie: every API call, whose session starts empty
+    either way."""
+
+    def open_session(self, app: Flask, incoming: Request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in incoming.cookies:
+            return self.session_class()
+        return super().open_session(app, incoming)
 
 
 @blueprint.after_request

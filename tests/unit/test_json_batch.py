@@ -5,8 +5,10 @@ import json
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from recovery.db import json_batch
+from recovery.db import json_batch, json_document
 from recovery.identity.normalise import IdentityKind
 
 
@@ -45,3 +47,32 @@ def test_a_naive_datetime_is_refused_as_utc_columns_refuse_it():
 def test_values_json_cannot_carry_are_refused():
     with pytest.raises(TypeError):
         json_batch([{"amount": {1, 2}}])
+
+
+# -- json_document: a JSON column's value (the engines' json_serializer) --------------------------
+
+documents = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text() | st.integers(-1000, 1000), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(documents)
+def test_a_document_reads_back_as_json_dumps_writes_it(value):
+    assert json.loads(json_document(value)) == json.loads(json.dumps(value))
+
+
+def test_a_document_refuses_a_datetime_and_what_is_not_json():
+    for value in ({"at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}, {1, 2}, {"o": object()}):
+        with pytest.raises(TypeError):
+            json.dumps(value)
+        with pytest.raises(TypeError):
+            json_document(value)
