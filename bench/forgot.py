@@ -209,7 +209,7 @@ def load_accounts(url: str, accounts: int, chunk: int = 1000) -> float:
             session.commit()
         finally:
             db.session.close()
-            db.engine.dispose()
+            db.dispose()
     return time.perf_counter() - started
 
 

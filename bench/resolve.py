@@ -545,7 +545,7 @@ def run(args: argparse.Namespace, url: str, path: Path, data: Dataset) -> int:
             return _run(args, path, data, total)
         finally:
             db.session.close()
-            db.engine.dispose()
+            db.dispose()
 
 
 def _run(args: argparse.Namespace, path: Path, data: Dataset, total: int) -> int:

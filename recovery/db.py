@@ -311,9 +311,13 @@ _JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def json_document(value: Any) -> str:
-    """A JSON column's value as the text the driver sends (the engines' ``json_serializer``):
-    what ``json.dumps`` writes (non-string keys become strings, a datetime is refused), by orjson
-    in C, several times faster."""
+    """A JSON column's value as the text the driver sends (the engines' ``json_serializer``), by
+    orjson in C, several times faster than ``json.dumps``. For what the service stores (strings,
+    numbers, booleans, ``None``, lists and objects; string enums as their values) the text reads
+    back as ``json.dumps``'s would: integer keys become strings, and a datetime is refused rather
+    than written without its offset. Unlike ``json.dumps`` it writes a UUID as its text and NaN as
+    null, and refuses integers beyond 64 bits.
+    """
     return orjson.dumps(value, option=_DOCUMENT_OPTIONS, default=_not_json).decode()
 
 
@@ -527,27 +531,44 @@ class _DriverStatement:
         return converted
 
     def run(self, engine: Engine, params: dict[str, Any]) -> None:
-        """Run on a pooled connection of ``engine``, an autocommit engine. Driver errors come out
-        as SQLAlchemy's (``DBAPIError``, with ``connection_invalidated`` when the connection was
-        lost, after which the pool is renewed as SQLAlchemy itself does on a disconnect)."""
+        """Run on a pooled connection of ``engine``, an autocommit engine.
+
+        Driver errors come out as SQLAlchemy's: ``DBAPIError`` (parameters hidden when the engine
+        hides them), with ``connection_invalidated`` when the connection was lost, after which the
+        pool is replaced (its other connections are as old as the lost one). Anything else that
+        interrupts the statement leaves the connection in an unknown state: it is invalidated,
+        never returned to the pool as it is (the pool does not reset this engine's connections).
+        ``DATABASE_ECHO`` does not log this statement: it never passes through SQLAlchemy.
+        """
         dialect = engine.dialect
-        pooled = engine.raw_connection()
+        error = dialect.loaded_dbapi.Error
+        converted = self.parameters(params)
+        try:
+            pooled = engine.raw_connection()
+        except error as exc:  # could not connect, as SQLAlchemy's own Connection would report it
+            raise DBAPIError.instance(
+                None, None, exc, error, hide_parameters=engine.hide_parameters, dialect=dialect
+            ) from exc
         try:
             driver: Any = pooled.driver_connection
-            driver.execute(self.sql, self.parameters(params), prepare=True)
-        except dialect.loaded_dbapi.Error as exc:
+            driver.execute(self.sql, converted, prepare=True)
+        except error as exc:
             lost = dialect.is_disconnect(exc, pooled.dbapi_connection, None)
             if lost:
                 pooled.invalidate(exc)
-                engine.dispose(close=False)
+                engine.dispose()
             raise DBAPIError.instance(
                 self.sql,
                 params,
                 exc,
-                dialect.loaded_dbapi.Error,
+                error,
+                hide_parameters=engine.hide_parameters,
                 connection_invalidated=lost,
                 dialect=dialect,
             ) from exc
+        except BaseException:
+            pooled.invalidate()
+            raise
         finally:
             pooled.close()
 
