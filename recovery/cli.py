@@ -14,6 +14,7 @@ import click
 from alembic.util import CommandError
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
+from sqlalchemy.exc import SQLAlchemyError
 
 from recovery import migrate
 from recovery.clients.models import Scope
@@ -34,16 +35,39 @@ def register(app: Flask) -> None:
 class TableCommand(click.Command):
     """A command that uses the tables. On a database the migrations have not brought to this
     version it stops before it starts, with one line saying what to run, instead of the traceback
-    of its first query ("no such table", "relation does not exist", a missing column)."""
+    of its first query ("no such table", "relation does not exist", a missing column). A database
+    a newer release migrated is only warned about. A database it cannot reach is one line too,
+    unless ``waits_for_database(params)`` says the command waits an outage out (the worker)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        waits_for_database: Callable[[dict[str, Any]], bool] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.waits_for_database = waits_for_database
 
     def invoke(self, ctx: click.Context) -> Any:
-        with db.engine.connect() as connection:
-            at = migrate.current(connection)
-        needed = migrate.heads()
-        if at != needed:
+        try:
+            with db.engine.connect() as connection:
+                standing = migrate.standing(connection)
+        except SQLAlchemyError as exc:
+            if self.waits_for_database and self.waits_for_database(ctx.params):
+                return super().invoke(ctx)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(f"cannot reach the database: {reason}") from None
+        heads = ", ".join(sorted(standing.heads))
+        if standing.behind:
             raise click.ClickException(
-                f"the database is at revision {', '.join(sorted(at)) or 'none'}, this version "
-                f"needs {', '.join(sorted(needed))}: run `recovery db upgrade`"
+                f"the database is at revision {standing.describe()}, this version needs "
+                f"{heads}: run `recovery db upgrade`"
+            )
+        if standing.ahead:
+            click.echo(
+                f"warning: the database is at revision {standing.describe()}, newer than this "
+                f"version ({heads})",
+                err=True,
             )
         return super().invoke(ctx)
 
@@ -193,6 +217,7 @@ def demo_data_command() -> None:
 @click.command(
     "worker",
     cls=TableCommand,
+    waits_for_database=lambda params: not params["once"],  # run_forever waits an outage out
     help="Run the outbox: tasks, mail and webhooks, with retries and backoff.",
 )
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -33,7 +35,7 @@ def downgrade(url: str, revision: str) -> None:
 
 def heads() -> set[str]:
     """The newest revisions of the migrations: the schema this version of the code uses."""
-    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return set(_scripts().get_heads())
 
 
 def current(connection: Connection) -> set[str]:
@@ -47,3 +49,41 @@ def current(connection: Connection) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
     finally:
         announcer.setLevel(level)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a database stands against this version's migrations."""
+
+    at: frozenset[str]  # its revisions, none before the first migration
+    heads: frozenset[str]  # this version's newest
+
+    @property
+    def behind(self) -> bool:
+        """It lacks migrations this version has (never migrated, or by an older release)."""
+        return self.at != self.heads and not self.ahead
+
+    @property
+    def ahead(self) -> bool:
+        """A newer release migrated it: revisions this version does not know. Releases add to
+        the schema, so this version's commands still run (an older worker during a deploy)."""
+        scripts = _scripts()
+        return any(not _known(scripts, revision) for revision in self.at)
+
+    def describe(self) -> str:
+        return ", ".join(sorted(self.at)) or "none"
+
+
+def standing(connection: Connection) -> Standing:
+    return Standing(frozenset(current(connection)), frozenset(heads()))
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def _known(scripts: ScriptDirectory, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False

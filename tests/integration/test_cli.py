@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from recovery import migrate
 from recovery.accounts.models import Account, Identity
+from recovery.cli import TableCommand
 from recovery.clients.models import ApiClient
-from recovery.db import db
+from recovery.db import db, make_engine
 from recovery.demo import PERSONAS
 from recovery.ingest.services import MAX_LINE_BYTES
 from recovery.orders.models import Order
@@ -298,7 +299,8 @@ def run_on(database_url, *args):
         try:
             return app.test_cli_runner().invoke(args=list(args), input=f"{account('c-1')}\n")
         finally:
-            db.engine.dispose()
+            db.session.close()  # the command ran in this app context: its session is this one
+            db.dispose()
 
 
 @pytest.mark.parametrize("args", TABLE_COMMANDS, ids=" ".join)
@@ -324,3 +326,54 @@ def test_a_command_on_a_database_behind_the_migrations_says_to_upgrade_it(empty_
     assert run_on(empty_database_url, "db", "upgrade").exit_code == 0  # db itself is never refused
     upgraded = run_on(empty_database_url, "api-client", "list")
     assert (upgraded.exit_code, upgraded.stderr) == (0, "")
+
+
+def test_a_database_a_newer_release_migrated_is_only_warned_about(empty_database_url):
+    """An older worker during a deploy, or a rolled-back release: releases add to the schema, so
+    the command runs, saying so; ``db upgrade`` could not help (it does not know that revision)."""
+    migrate.upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'f0f0f0f0f0f0'")
+    finally:
+        engine.dispose()
+
+    result = run_on(empty_database_url, "api-client", "list")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"warning: the database is at revision f0f0f0f0f0f0, newer than this version "
+        f"({', '.join(sorted(migrate.heads()))})\n"
+    )
+
+
+def test_a_database_it_cannot_reach_is_one_line(tmp_path):
+    result = run_on(
+        f"sqlite:///{tmp_path / 'no-such-folder' / 'recovery.db'}", "api-client", "list"
+    )
+
+    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+    assert result.exit_code == 1
+    assert result.stderr == "Error: cannot reach the database: unable to open database file\n"
+
+
+def test_the_migrations_have_one_head():
+    """``recovery db upgrade`` (to ``head``) is the advice the commands give."""
+    assert len(migrate.heads()) == 1
+
+
+def test_a_command_that_waits_for_the_database_starts_without_it(tmp_path):
+    """``recovery worker`` (without --once) starts and waits an outage out in its loop."""
+    ran = []
+    app = make_app(f"sqlite:///{tmp_path / 'no-such-folder' / 'recovery.db'}")
+    app.cli.add_command(
+        TableCommand("waits", callback=lambda: ran.append(True), waits_for_database=lambda p: True)
+    )
+    with app.app_context():
+        try:
+            result = app.test_cli_runner().invoke(args=["waits"])
+        finally:
+            db.session.close()
+            db.dispose()
+    assert (result.exit_code, ran) == (0, [True]), result.output
