@@ -57,6 +57,7 @@ class Standing:
 
     at: frozenset[str]  # its revisions, none before the first migration
     heads: frozenset[str]  # this version's newest
+    unknown: frozenset[str]  # its revisions this version does not know
 
     @property
     def behind(self) -> bool:
@@ -67,15 +68,18 @@ class Standing:
     def ahead(self) -> bool:
         """A newer release migrated it: revisions this version does not know. Releases add to
         the schema, so this version's commands still run (an older worker during a deploy)."""
-        scripts = _scripts()
-        return any(not _known(scripts, revision) for revision in self.at)
+        return bool(self.unknown)
 
     def describe(self) -> str:
         return ", ".join(sorted(self.at)) or "none"
 
 
 def standing(connection: Connection) -> Standing:
-    return Standing(frozenset(current(connection)), frozenset(heads()))
+    """The database's ``Standing``, reading the migration scripts once."""
+    scripts = _scripts()
+    at = frozenset(current(connection))
+    unknown = frozenset(revision for revision in at if not _known(scripts, revision))
+    return Standing(at, frozenset(scripts.get_heads()), unknown)
 
 
 def _scripts() -> ScriptDirectory:
