@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +45,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.types import TypeDecorator
 
 from recovery.errors import RecoveryError
@@ -353,15 +354,49 @@ def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElemen
     return column == any_(func.array(array))  # type: ignore[no-any-return]
 
 
-def _recordset(table: Any, rows: list[dict[str, Any]]) -> Any:
-    names = list(rows[0])
+#: A row's place in a ``json_records`` batch, for rows that carry one as ``position``: a statement
+#: that joins the rows to a table orders by it, so the ids it makes follow the batch.
+POSITION = column("position", Integer)
+
+
+def json_records(
+    rows: list[dict[str, Any]], columns: Mapping[str, Any] | ReadOnlyColumnCollection[str, Any]
+) -> Any:
+    """``SELECT`` of ``rows`` (the same keys each), sent as one JSON document the server expands
+    (PostgreSQL): each key typed as the column ``columns[key]`` is (a key may name a column of
+    another table, or be an alias for one)."""
     document = cast(bindparam(None, json_batch(rows), type_=Text), JSON)
     record = (
         func.json_to_recordset(document)
-        .table_valued(*(column(name, table.c[name].type) for name in names))
+        .table_valued(*(column(name, columns[name].type) for name in rows[0]))
         .render_derived(with_types=True)
     )
     return select(*record.c)
+
+
+def _recordset(table: Any, rows: list[dict[str, Any]]) -> Any:
+    return json_records(rows, table.c)
+
+
+def all_or_nothing(session: Session, statement: Any, expected: Sequence[int]) -> bool:
+    """Run ``statement``, whose one row counts what it did, and keep its effects only if the
+    counts are ``expected``; True if they were. Nothing it did stays otherwise (a savepoint).
+
+    The bulk "all new" paths use it: one ``INSERT ... ON CONFLICT DO NOTHING`` statement creates
+    a whole batch when nothing in it exists yet, and anything else (a row that exists, a value
+    another row holds) shows as a count short, which sends the batch down the careful path.
+    """
+    savepoint = session.begin_nested()
+    try:
+        done = tuple(session.execute(statement).one())
+    except BaseException:
+        savepoint.rollback()
+        raise
+    if done == tuple(expected):
+        savepoint.commit()
+        return True
+    savepoint.rollback()
+    return False
 
 
 def insert_rows(

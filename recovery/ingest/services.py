@@ -14,10 +14,10 @@ import itertools
 import logging
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, RootModel, TypeAdapter
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +40,9 @@ from recovery.orders.services import OrderService
 from recovery.validation import validate_json
 
 log = logging.getLogger(__name__)
+
+RecordT = TypeVar("RecordT")
+OutcomeT = TypeVar("OutcomeT")
 
 MAX_REPORTED_ERRORS = 1000
 MAX_LINE_BYTES = 64 * 1024
@@ -261,6 +264,40 @@ def _results(first: int, future: Future[list[Any]]) -> Iterator[tuple[int, Check
         yield number, _from_wire(sent)
 
 
+class Optimism:
+    """When the importer tries a batch's "all new" fast path (``create_all``) before the careful
+    one (``upsert_many``).
+
+    A first import is all new lines, and the fast path writes a batch in one statement with no
+    look-ups first. A replay or an update of known accounts fails it every time, and each failure
+    costs a statement that wrote nothing: after a failure the next attempt waits 1, 2, 4, ... up
+    to ``MAX_WAIT`` batches, and a success makes it try every batch again.
+    """
+
+    MAX_WAIT = 64
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.skip = 0
+
+    def attempt(
+        self,
+        create_all: Callable[[list[RecordT]], list[OutcomeT] | None],
+        records: list[RecordT],
+    ) -> list[OutcomeT] | None:
+        """``create_all(records)``, unless it is waiting after failures; None if it did nothing."""
+        if self.skip:
+            self.skip -= 1
+            return None
+        outcomes = create_all(records)
+        if outcomes is None:
+            self.skip = min(2**self.failures, self.MAX_WAIT)
+            self.failures += 1
+        else:
+            self.failures = 0
+        return outcomes
+
+
 class Importer:
     def __init__(self, session: Session, batch_size: int = 1000, workers: int = 0) -> None:
         """``workers``: processes validating lines (see ``checked_lines``); 0 or 1 for none."""
@@ -269,6 +306,7 @@ class Importer:
         self.workers = workers
         self.summary = Summary()
         self.statistics = Statistics(session)
+        self.optimism = Optimism()
 
     def run(self, lines: Iterable[bytes]) -> Iterator[Summary]:
         """Import ``lines`` (1-based numbers in errors); yields the running summary after each batch."""
@@ -328,7 +366,10 @@ class Importer:
             lines = list(run)
             if is_order:
                 orders = [r for _, r in lines if isinstance(r, OrderData)]
-                order_outcomes = OrderService(self.session).upsert_many(orders)
+                order_service = OrderService(self.session)
+                order_outcomes = self.optimism.attempt(
+                    order_service.create_all, orders
+                ) or order_service.upsert_many(orders)
                 created = sum(o.result == "created" for o in order_outcomes)
                 self.statistics.add((Order.__tablename__,), created)
                 results += [
@@ -336,7 +377,10 @@ class Importer:
                 ]
             else:
                 accounts = [r for _, r in lines if not isinstance(r, OrderData)]
-                outcomes = AccountService(self.session).upsert_many(accounts)
+                account_service = AccountService(self.session)
+                outcomes = self.optimism.attempt(
+                    account_service.create_all, accounts
+                ) or account_service.upsert_many(accounts)
                 # Counted in accounts, identities (about two an account) are analysed a little later.
                 created = sum(o.result == "created" for o in outcomes)
                 self.statistics.add((Account.__tablename__, Identity.__tablename__), created)
