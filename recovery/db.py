@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from flask import Flask, current_app, g
@@ -49,6 +49,8 @@ from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.types import TypeDecorator
 
 from recovery.errors import RecoveryError
+
+T = TypeVar("T")
 
 #: Deterministic constraint names, so Alembic migrations are reproducible on every backend.
 NAMING_CONVENTION = {
@@ -376,6 +378,21 @@ def json_records(
 
 def _recordset(table: Any, rows: list[dict[str, Any]]) -> Any:
     return json_records(rows, table.c)
+
+
+@dataclass(slots=True)
+class AllOrNothing(Generic[T]):
+    """A batch written whole or not at all: the statement (see ``all_or_nothing``), the counts
+    that mean it wrote everything, and what to answer then. Building one touches no database,
+    so a batch can be planned while the previous one is being written."""
+
+    statement: Any
+    expected: tuple[int, ...]
+    outcomes: list[T]
+
+    def run(self, session: Session) -> list[T] | None:
+        """The outcomes if the statement wrote the whole batch; None (nothing written) if not."""
+        return self.outcomes if all_or_nothing(session, self.statement, self.expected) else None
 
 
 def all_or_nothing(session: Session, statement: Any, expected: Sequence[int]) -> bool:

@@ -16,7 +16,7 @@ from recovery.accounts.models import Account, AccountStatus, Identity, IdentityS
 from recovery.accounts.schemas import AccountData, AccountRecord, IdentityData
 from recovery.db import (
     POSITION,
-    all_or_nothing,
+    AllOrNothing,
     insert_rows,
     is_postgresql,
     json_records,
@@ -127,6 +127,12 @@ class AccountService:
         repeats, or an identity is held by an account or named twice. ``upsert_many`` then tells
         those apart. The importer's fast path for a batch of new accounts; PostgreSQL only (None
         elsewhere). What it creates is what ``upsert_many`` would."""
+        plan = self.plan_create(records)
+        return plan.run(self.session) if plan is not None else None
+
+    def plan_create(self, records: Sequence[PreparedAccount]) -> AllOrNothing[Outcome] | None:
+        """``create_all``'s write, built without touching the database; None if ``records``
+        cannot be created in one statement anyway (none, an id repeated, not PostgreSQL)."""
         if not records or not is_postgresql(self.session):
             return None
         if len({prepared.record.account_id for prepared in records}) < len(records):
@@ -138,10 +144,11 @@ class AccountService:
             {"position": position, "external_id": owner, **_identity_row(key, wanted, now)}
             for position, (owner, key, wanted) in enumerate(owned)
         ]
-        statement = _create_statement(accounts, identities)
-        if not all_or_nothing(self.session, statement, (len(accounts), len(identities))):
-            return None
-        return [Outcome(prepared.record.account_id, "created") for prepared in records]
+        return AllOrNothing(
+            _create_statement(accounts, identities),
+            (len(accounts), len(identities)),
+            [Outcome(prepared.record.account_id, "created") for prepared in records],
+        )
 
     # -- one chunk: account ids unique ---------------------------------------------------------
 

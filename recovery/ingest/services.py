@@ -14,10 +14,10 @@ import itertools
 import logging
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Annotated, Any, Literal, TypeVar
+from typing import IO, Annotated, Any, Literal
 
 from pydantic import Field, RootModel, TypeAdapter
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from recovery.accounts.models import Account, Identity
 from recovery.accounts.schemas import AccountData, AccountRecord
 from recovery.accounts.services import AccountService, PreparedAccount, prepare
+from recovery.db import AllOrNothing
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -40,9 +41,6 @@ from recovery.orders.services import OrderService
 from recovery.validation import validate_json
 
 log = logging.getLogger(__name__)
-
-RecordT = TypeVar("RecordT")
-OutcomeT = TypeVar("OutcomeT")
 
 MAX_REPORTED_ERRORS = 1000
 MAX_LINE_BYTES = 64 * 1024
@@ -265,7 +263,7 @@ def _results(first: int, future: Future[list[Any]]) -> Iterator[tuple[int, Check
 
 
 class Optimism:
-    """When the importer tries a batch's "all new" fast path (``create_all``) before the careful
+    """When the importer tries a batch's "all new" fast path (``plan_create``) before the careful
     one (``upsert_many``).
 
     A first import is all new lines, and the fast path writes a batch in one statement with no
@@ -280,22 +278,40 @@ class Optimism:
         self.failures = 0
         self.skip = 0
 
-    def attempt(
-        self,
-        create_all: Callable[[list[RecordT]], list[OutcomeT] | None],
-        records: list[RecordT],
-    ) -> list[OutcomeT] | None:
-        """``create_all(records)``, unless it is waiting after failures; None if it did nothing."""
+    def should_try(self) -> bool:
+        """Whether to try the next batch's fast path (each call is one batch)."""
         if self.skip:
             self.skip -= 1
-            return None
-        outcomes = create_all(records)
-        if outcomes is None:
+            return False
+        return True
+
+    def tried(self, succeeded: bool) -> None:
+        if succeeded:
+            self.failures = 0
+        else:
             self.skip = min(2**self.failures, self.MAX_WAIT)
             self.failures += 1
-        else:
-            self.failures = 0
-        return outcomes
+
+
+#: One line's result: created/updated/unchanged, or the error that refused it.
+Result = tuple[int, str | None, RecoveryError | None]
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive lines of one type in a batch, with the fast write planned for them, if any."""
+
+    lines: list[tuple[int, Record]]
+    is_order: bool
+    plan: AllOrNothing[Any] | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    runs: list[_Run]
+    rejected: list[tuple[int, RecoveryError]]
+    last_line: int
+    writing: Future[int] | None = None  # the fast writes running: how many runs they wrote
 
 
 class Importer:
@@ -314,78 +330,132 @@ class Importer:
             yield from self._run(lines)
 
     def _run(self, lines: Iterable[bytes]) -> Iterator[Summary]:
-        batch: list[tuple[int, Record]] = []
+        # The fast writes of a batch run in a helper thread while the next batch is read and
+        # planned (building its statement is Python work the database need not wait for), so the
+        # server is kept busy. The session is used by one thread at a time: the helper between
+        # submit and result, this thread otherwise (careful writes, statistics, the caller's
+        # commit after each yield).
+        with ThreadPoolExecutor(1, thread_name_prefix="import-writer") as writer:
+            previous: _Batch | None = None
+            for batch in self._batches(lines):
+                if previous is not None:
+                    self._finish(previous)
+                    yield self.summary
+                if batch.runs and all(run.plan is not None for run in batch.runs):
+                    batch.writing = writer.submit(self._write_planned, batch.runs)
+                previous = batch
+            if previous is not None:
+                self._finish(previous)
+        yield self.summary
+
+    def _batches(self, lines: Iterable[bytes]) -> Iterator[_Batch]:
+        """The lines in batches of ``batch_size`` records (the refused lines on the side), each
+        run with its fast write planned when the optimism allows."""
+        records: list[tuple[int, Record]] = []
+        rejected: list[tuple[int, RecoveryError]] = []
+        number = batched = 0
         for number, checked in checked_lines(lines, self.workers):
-            self.summary.lines = number
             if checked is None:
                 continue
             if isinstance(checked, RecoveryError):
-                self.summary.reject(number, checked)
+                rejected.append((number, checked))
                 continue
-            batch.append((number, checked))
-            if len(batch) >= self.batch_size:
-                self._write(batch)
-                batch = []
-                yield self.summary
-        if batch:
-            self._write(batch)
-        yield self.summary
+            records.append((number, checked))
+            if len(records) >= self.batch_size:
+                yield self._batch(records, rejected, number)
+                records, rejected, batched = [], [], number
+        if number > batched:  # the rest, if only refused or blank lines
+            yield self._batch(records, rejected, number)
 
-    def _write(self, batch: list[tuple[int, Record]]) -> None:
-        try:
-            with self.session.begin_nested():
-                results = self._apply(batch)
-        except IntegrityError:
-            # Another writer got in between our reads and writes (a concurrent import or PUT).
-            # Redo the lines one by one so only the lines that really collide are refused.
-            results = []
-            for item in batch:
-                try:
-                    with self.session.begin_nested():
-                        results += self._apply([item])
-                except IntegrityError:
-                    results.append((item[0], None, Conflict("changed concurrently; send it again")))
+    def _batch(
+        self,
+        records: list[tuple[int, Record]],
+        rejected: list[tuple[int, RecoveryError]],
+        last: int,
+    ) -> _Batch:
+        # Runs of accounts and of orders are written in the order of their lines: an order may
+        # name an account from an earlier line, in this batch or before, never from a later one,
+        # whatever the batch size (a file of accounts, then orders, is two runs at most).
+        runs = [
+            _Run(list(lines), is_order)
+            for is_order, lines in itertools.groupby(
+                records, key=lambda item: isinstance(item[1], OrderData)
+            )
+        ]
+        if runs and self.optimism.should_try():
+            for run in runs:
+                run.plan = self._service(run).plan_create([r for _, r in run.lines])
+        return _Batch(runs, rejected, last)
+
+    def _service(self, run: _Run) -> Any:
+        return OrderService(self.session) if run.is_order else AccountService(self.session)
+
+    def _write_planned(self, runs: list[_Run]) -> int:
+        """The helper thread's part: the planned writes in order, up to the first that fails
+        (it wrote nothing); how many succeeded."""
+        for done, run in enumerate(runs):
+            assert run.plan is not None
+            try:
+                if run.plan.run(self.session) is None:
+                    return done
+            except IntegrityError:  # a concurrent writer; the careful path sorts it out
+                return done
+        return len(runs)
+
+    def _finish(self, batch: _Batch) -> None:
+        """Wait for the batch's fast writes, write the rest carefully, and count it all."""
+        written = batch.writing.result() if batch.writing is not None else 0
+        if batch.writing is not None:
+            self.optimism.tried(written == len(batch.runs))
+        results: list[Result] = [(number, None, error) for number, error in batch.rejected]
+        for run in batch.runs[:written]:
+            assert run.plan is not None
+            results += self._counted(run, run.plan.outcomes)
+        rest = [line for run in batch.runs[written:] for line in run.lines]
+        if rest:
+            results += self._write(rest)
         for number, result, error in sorted(results, key=lambda r: r[0]):
             if error is None:
                 assert result is not None
                 self.summary.accept(result)
             else:
                 self.summary.reject(number, error)
+        self.summary.lines = batch.last_line
         self.statistics.refresh()
 
-    def _apply(
-        self, batch: list[tuple[int, Record]]
-    ) -> list[tuple[int, str | None, RecoveryError | None]]:
-        # Runs of accounts and of orders are written in the order of their lines: an order may
-        # name an account from an earlier line, in this batch or before, never from a later one,
-        # whatever the batch size (a file of accounts, then orders, is two runs at most).
-        results: list[tuple[int, str | None, RecoveryError | None]] = []
-        for is_order, run in itertools.groupby(
+    def _counted(self, run: _Run, outcomes: list[Any]) -> list[Result]:
+        """The run's results; the rows it created are counted for the statistics."""
+        created = sum(o.result == "created" for o in outcomes)
+        if run.is_order:
+            self.statistics.add((Order.__tablename__,), created)
+        else:
+            # Counted in accounts, identities (about two an account) are analysed a little later.
+            self.statistics.add((Account.__tablename__, Identity.__tablename__), created)
+        return [(n, o.result, o.error) for (n, _), o in zip(run.lines, outcomes, strict=True)]
+
+    def _write(self, batch: list[tuple[int, Record]]) -> list[Result]:
+        """The careful write of ``batch`` (records checked against what is stored)."""
+        try:
+            with self.session.begin_nested():
+                return self._apply(batch)
+        except IntegrityError:
+            # Another writer got in between our reads and writes (a concurrent import or PUT).
+            # Redo the lines one by one so only the lines that really collide are refused.
+            results: list[Result] = []
+            for item in batch:
+                try:
+                    with self.session.begin_nested():
+                        results += self._apply([item])
+                except IntegrityError:
+                    results.append((item[0], None, Conflict("changed concurrently; send it again")))
+            return results
+
+    def _apply(self, batch: list[tuple[int, Record]]) -> list[Result]:
+        results: list[Result] = []
+        for is_order, lines in itertools.groupby(
             batch, key=lambda item: isinstance(item[1], OrderData)
         ):
-            lines = list(run)
-            if is_order:
-                orders = [r for _, r in lines if isinstance(r, OrderData)]
-                order_service = OrderService(self.session)
-                order_outcomes = self.optimism.attempt(
-                    order_service.create_all, orders
-                ) or order_service.upsert_many(orders)
-                created = sum(o.result == "created" for o in order_outcomes)
-                self.statistics.add((Order.__tablename__,), created)
-                results += [
-                    (n, o.result, o.error) for (n, _), o in zip(lines, order_outcomes, strict=True)
-                ]
-            else:
-                accounts = [r for _, r in lines if not isinstance(r, OrderData)]
-                account_service = AccountService(self.session)
-                outcomes = self.optimism.attempt(
-                    account_service.create_all, accounts
-                ) or account_service.upsert_many(accounts)
-                # Counted in accounts, identities (about two an account) are analysed a little later.
-                created = sum(o.result == "created" for o in outcomes)
-                self.statistics.add((Account.__tablename__, Identity.__tablename__), created)
-                results += [
-                    (n, o.result, o.error) for (n, _), o in zip(lines, outcomes, strict=True)
-                ]
+            run = _Run(list(lines), is_order)
+            results += self._counted(run, self._service(run).upsert_many([r for _, r in run.lines]))
         self.session.flush()
         return results

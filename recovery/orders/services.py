@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from recovery.accounts.models import Account
 from recovery.db import (
     POSITION,
-    all_or_nothing,
+    AllOrNothing,
     is_postgresql,
     json_records,
     one_of,
@@ -67,6 +67,12 @@ class OrderService:
         an account that does not exist. ``upsert_many`` then tells those apart. The importer's fast
         path for a batch of new orders; PostgreSQL only (None elsewhere). What it creates is what
         ``upsert_many`` would."""
+        plan = self.plan_create(records)
+        return plan.run(self.session) if plan is not None else None
+
+    def plan_create(self, records: Sequence[OrderData]) -> AllOrNothing[Outcome] | None:
+        """``create_all``'s write, built without touching the database; None if ``records``
+        cannot be created in one statement anyway (none, not PostgreSQL)."""
         if not records or not is_postgresql(self.session):
             return None
         now = utcnow()
@@ -99,10 +105,11 @@ class OrderService:
             .returning(order.c.id)
             .cte("created")
         )
-        statement = select(select(func.count()).select_from(created).scalar_subquery())
-        if not all_or_nothing(self.session, statement, (len(rows),)):
-            return None
-        return [Outcome(record.order_number, "created") for record in records]
+        return AllOrNothing(
+            select(select(func.count()).select_from(created).scalar_subquery()),
+            (len(rows),),
+            [Outcome(record.order_number, "created") for record in records],
+        )
 
     def upsert_many(self, given: Sequence[OrderRecord | OrderData]) -> list[Outcome]:
         """Create or update orders; one ``Outcome`` per record, in order.

@@ -5,17 +5,25 @@ from recovery.ingest.services import Optimism
 
 def test_optimism_backs_off_after_failures_and_returns_after_a_success():
     optimism = Optimism()
-    answers = iter([None, None, None, ["ok"], None])
+    outcomes = iter([False, False, False, True, False])
     tried = []
-
-    def create_all(records):
-        tried.append(records)
-        return next(answers)
-
-    results = [optimism.attempt(create_all, [n]) for n in range(12)]
+    for batch in range(12):
+        if optimism.should_try():
+            tried.append(batch)
+            optimism.tried(next(outcomes))
 
     # Fails at 0; waits 1 (1); fails at 2; waits 2 (3, 4); fails at 5; waits 4 (6-9);
     # succeeds at 10; so tries again at once at 11, which fails.
-    assert [records[0] for records in tried] == [0, 2, 5, 10, 11]
-    assert results[10] == ["ok"]
-    assert results.count(None) == 11
+    assert tried == [0, 2, 5, 10, 11]
+
+
+def test_optimism_waits_at_most_max_wait_batches():
+    optimism = Optimism()
+    for _ in range(20):
+        while not optimism.should_try():
+            pass
+        optimism.tried(False)
+    waited = 0
+    while not optimism.should_try():
+        waited += 1
+    assert waited == Optimism.MAX_WAIT

@@ -218,3 +218,25 @@ def test_a_first_import_takes_the_fast_path_and_a_replay_the_careful_one(app):
     replay, sent = statements_of(run)
     assert (replay.unchanged, replay.rejected) == (3, 0)
     assert [s for s in sent if s.startswith("SELECT account.")]  # the careful path
+
+
+def test_a_run_the_fast_path_refuses_is_written_carefully_after_the_runs_before_it(app):
+    lines = [
+        json.dumps({"type": "account", "account_id": "g1", "identities": [IDENTITY]}).encode(),
+        json.dumps({"type": "order", **ORDER, "account_id": "g1"}).encode(),
+        json.dumps(
+            {"type": "order", **ORDER, "order_number": "PL-78", "account_id": "nobody"}
+        ).encode(),
+        json.dumps({"type": "account", "account_id": "g2"}).encode(),
+    ]
+    importer = Importer(db.session, batch_size=10)
+    list(importer.run(lines))
+
+    summary = importer.summary
+    assert (summary.lines, summary.created, summary.rejected) == (4, 3, 1)
+    assert [(e.line, e.error.errors[0].code) for e in summary.errors] == [(3, "unknown_account")]
+    order = db.session.scalar(select(Order).where(Order.number == "PL77"))
+    assert order.account_id == db.session.scalar(
+        select(Account.id).where(Account.external_id == "g1")
+    )
+    assert db.session.scalar(select(Account).where(Account.external_id == "g2")) is not None
