@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEYS": None,  # generated and kept under the instance folder in development
     "PUBLIC_URL": "http://127.0.0.1:8000",
     "API_RATE_LIMIT": "1200 per minute",
-    "IMPORT_BATCH_SIZE": 2000,  # per-batch statements and commits amortised; bench: 1000 was 8% slower
+    "IMPORT_BATCH_SIZE": 5000,  # per-batch statements and commits amortised; bench: 2000 was 4-8% slower
     "IMPORT_WORKERS": None,  # processes validating import lines; min(CPUs, 4), 0 = in-process
     "MAX_JSON_BYTES": 1024 * 1024,
     "TRUSTED_PROXIES": 0,  # proxies in front that set X-Forwarded-For (the client's address)
