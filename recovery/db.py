@@ -376,6 +376,18 @@ def json_records(
     return select(*record.c)
 
 
+def positioned_rows(
+    table: Any, rows: list[dict[str, Any]], references: Mapping[str, Any], name: str
+) -> tuple[Any, list[str]]:
+    """``rows`` bound for ``table`` as the subquery ``name`` of ``json_records``, and the keys of
+    theirs that are ``table``'s columns. Each row also carries its ``position`` in the batch and
+    the keys of ``references``, typed as the columns they map to (another table's key, which the
+    statement turns into the row's foreign key)."""
+    extra = {**references, "position": POSITION}
+    subquery = json_records(rows, {**table.c, **extra}).subquery(name)
+    return subquery, [key for key in rows[0] if key not in extra]
+
+
 def _recordset(table: Any, rows: list[dict[str, Any]]) -> Any:
     return json_records(rows, table.c)
 

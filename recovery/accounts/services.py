@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session, selectinload
 from recovery.accounts.models import Account, AccountStatus, Identity, IdentitySource, new_public_id
 from recovery.accounts.schemas import AccountData, AccountRecord, IdentityData
 from recovery.db import (
-    POSITION,
     AllOrNothing,
     insert_rows,
     is_postgresql,
     json_records,
     one_of,
+    positioned_rows,
     utcnow,
 )
 from recovery.errors import IdentityConflict, NotFound, RecoveryError
@@ -343,9 +343,8 @@ def _create_statement(accounts: list[dict[str, Any]], identities: list[dict[str,
     )
     counts: list[Any] = [select(func.count()).select_from(created).scalar_subquery()]
     if identities:
-        types = {**identity.c, "external_id": account.c.external_id, "position": POSITION}
-        wanted = json_records(identities, types).subquery("wanted")
-        names = [name for name in identities[0] if name not in ("position", "external_id")]
+        by_owner = {"external_id": account.c.external_id}
+        wanted, names = positioned_rows(identity, identities, by_owner, "wanted")
         attached = (
             postgresql.insert(Identity)
             .from_select(

@@ -11,15 +11,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from recovery.accounts.models import Account
-from recovery.db import (
-    POSITION,
-    AllOrNothing,
-    is_postgresql,
-    json_records,
-    one_of,
-    upsert,
-    utcnow,
-)
+from recovery.db import AllOrNothing, is_postgresql, one_of, positioned_rows, upsert, utcnow
 from recovery.errors import FieldError, NotFound, RecoveryError, ValidationFailed
 from recovery.identity import normalise
 from recovery.orders.models import Order
@@ -88,9 +80,7 @@ class OrderService:
             for position, record in enumerate(records)
         ]
         order, account = Order.__table__, Account.__table__
-        types = {**order.c, "account": account.c.external_id, "position": POSITION}
-        given = json_records(rows, types).subquery("given")
-        names = [name for name in rows[0] if name not in ("account", "position")]
+        given, names = positioned_rows(order, rows, {"account": account.c.external_id}, "given")
         created = (
             postgresql.insert(Order)
             .from_select(
