@@ -388,44 +388,35 @@ def positioned_rows(
     return subquery, [key for key in rows[0] if key not in extra]
 
 
-def _recordset(table: Any, rows: list[dict[str, Any]]) -> Any:
-    return json_records(rows, table.c)
-
-
 @dataclass(slots=True)
 class AllOrNothing(Generic[T]):
-    """A batch written whole or not at all: the statement (see ``all_or_nothing``), the counts
-    that mean it wrote everything, and what to answer then. Building one touches no database,
-    so a batch can be planned while the previous one is being written."""
+    """A batch written whole or not at all: a statement whose one row counts what it did, the
+    counts that mean it wrote everything, and what to answer then. Building one touches no
+    database, so a batch can be planned while the previous one is being written.
+
+    The bulk "all new" paths use it: one ``INSERT ... ON CONFLICT DO NOTHING`` statement creates
+    a whole batch when nothing in it exists yet, and anything else (a row that exists, a value
+    another row holds) shows as a count short, which sends the batch down the careful path.
+    """
 
     statement: Any
     expected: tuple[int, ...]
     outcomes: list[T]
 
     def run(self, session: Session) -> list[T] | None:
-        """The outcomes if the statement wrote the whole batch; None (nothing written) if not."""
-        return self.outcomes if all_or_nothing(session, self.statement, self.expected) else None
-
-
-def all_or_nothing(session: Session, statement: Any, expected: Sequence[int]) -> bool:
-    """Run ``statement``, whose one row counts what it did, and keep its effects only if the
-    counts are ``expected``; True if they were. Nothing it did stays otherwise (a savepoint).
-
-    The bulk "all new" paths use it: one ``INSERT ... ON CONFLICT DO NOTHING`` statement creates
-    a whole batch when nothing in it exists yet, and anything else (a row that exists, a value
-    another row holds) shows as a count short, which sends the batch down the careful path.
-    """
-    savepoint = session.begin_nested()
-    try:
-        done = tuple(session.execute(statement).one())
-    except BaseException:
+        """The outcomes if the statement wrote the whole batch; None if not, and then nothing it
+        did stays (a savepoint)."""
+        savepoint = session.begin_nested()
+        try:
+            done = tuple(session.execute(self.statement).one())
+        except BaseException:
+            savepoint.rollback()
+            raise
+        if done == self.expected:
+            savepoint.commit()
+            return self.outcomes
         savepoint.rollback()
-        raise
-    if done == tuple(expected):
-        savepoint.commit()
-        return True
-    savepoint.rollback()
-    return False
+        return None
 
 
 def insert_rows(
@@ -442,7 +433,7 @@ def insert_rows(
     statement: Any
     if is_postgresql(session):
         statement = table.insert().from_select(
-            list(rows[0]), _recordset(table, rows), include_defaults=False
+            list(rows[0]), json_records(rows, table.c), include_defaults=False
         )
         if returning:
             return list(session.execute(statement.returning(*returning)))
@@ -468,7 +459,7 @@ def upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -
         # One statement for all rows (see insert_rows); it may touch each key only once.
         rows = list({row[key]: row for row in rows}.values())
         statement = postgresql.insert(table).from_select(
-            list(rows[0]), _recordset(table, rows), include_defaults=False
+            list(rows[0]), json_records(rows, table.c), include_defaults=False
         )
     else:
         statement = sqlite.insert(table)

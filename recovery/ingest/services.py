@@ -404,8 +404,9 @@ class Importer:
 
     def _finish(self, batch: _Batch) -> None:
         """Wait for the batch's fast writes, write the rest carefully, and count it all."""
-        written = batch.writing.result() if batch.writing is not None else 0
+        written = 0
         if batch.writing is not None:
+            written = batch.writing.result()
             self.optimism.tried(written == len(batch.runs))
         results: list[Result] = [(number, None, error) for number, error in batch.rejected]
         for run in batch.runs[:written]:
