@@ -26,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    String,
     Text,
     any_,
     bindparam,
@@ -84,6 +85,18 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def identifier(length: int) -> String:
+    """A string column of identifiers (normalised e-mails, phone numbers, order numbers, the
+    shop's ids, fuzzy keys): compared only for equality, so compared byte by byte.
+
+    On PostgreSQL the column is ``COLLATE "C"``: a database's own collation (``en_US.UTF-8``,
+    even ``C.UTF-8`` before PostgreSQL 17) compares through the C library's ``strcoll``, which
+    was a tenth of the server's time on a bulk import, all of it in the lookup indexes' b-trees.
+    SQLite compares bytes already.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 def str_enum(cls: type[enum.StrEnum], name: str, length: int = 16) -> Enum:

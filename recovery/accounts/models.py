@@ -11,7 +11,7 @@ import uuid
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from recovery.db import Base, BigId, UTCDateTime, sparse_index, str_enum, utcnow
+from recovery.db import Base, BigId, UTCDateTime, identifier, sparse_index, str_enum, utcnow
 from recovery.identity.normalise import IdentityKind
 
 
@@ -55,13 +55,13 @@ class Account(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=new_public_id)
     #: The shop's own id for the account (the ``{account_id}`` of the ingest API).
-    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(identifier(64), unique=True)
     status: Mapped[AccountStatus] = mapped_column(
         str_enum(AccountStatus, "account_status"), default=AccountStatus.ACTIVE
     )
     display_name: Mapped[str | None] = mapped_column(String(200))
     #: ``name_key(display_name)``: candidate search for staff only.
-    name_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    name_key: Mapped[str | None] = mapped_column(identifier(200), index=True)
     #: Guest and social-only accounts have no password.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -99,11 +99,11 @@ class Identity(Base):
     )
     kind: Mapped[IdentityKind] = mapped_column(str_enum(IdentityKind, "identity_kind"))
     #: The normalised value (``normalise.identity``); compared exactly.
-    value: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(identifier(255))
     #: The masked form humans see (``j***@gmail.com``).
     display: Mapped[str] = mapped_column(String(255))
     #: ``email_fuzzy_key`` for emails; candidates for staff only, never sign-in.
-    fuzzy_key: Mapped[str | None] = mapped_column(String(255))
+    fuzzy_key: Mapped[str | None] = mapped_column(identifier(255))
     source: Mapped[IdentitySource] = mapped_column(
         str_enum(IdentitySource, "identity_source"), default=IdentitySource.SHOP
     )

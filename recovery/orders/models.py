@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recovery.accounts.models import Account
-from recovery.db import Base, BigId, UTCDateTime, sparse_index, str_enum, utcnow
+from recovery.db import Base, BigId, UTCDateTime, identifier, sparse_index, str_enum, utcnow
 
 
 class PaymentMethod(enum.StrEnum):
@@ -42,16 +42,16 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     #: ``normalise.order_number``: upper case, no spaces or dashes.
-    number: Mapped[str] = mapped_column(String(64), unique=True)
+    number: Mapped[str] = mapped_column(identifier(64), unique=True)
     placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     email: Mapped[str | None] = mapped_column(String(255))
-    email_fuzzy_key: Mapped[str | None] = mapped_column(String(255))
-    phone: Mapped[str | None] = mapped_column(String(32))
+    email_fuzzy_key: Mapped[str | None] = mapped_column(identifier(255))
+    phone: Mapped[str | None] = mapped_column(identifier(32))
     payment_method: Mapped[PaymentMethod] = mapped_column(
         str_enum(PaymentMethod, "payment_method", length=24)
     )
-    paypal_payer_id: Mapped[str | None] = mapped_column(String(13))
-    paypal_email: Mapped[str | None] = mapped_column(String(255))
+    paypal_payer_id: Mapped[str | None] = mapped_column(identifier(13))
+    paypal_email: Mapped[str | None] = mapped_column(identifier(255))
     guest: Mapped[bool] = mapped_column(Boolean, default=False)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

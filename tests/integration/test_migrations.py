@@ -1,8 +1,10 @@
 """Migrations are the only way the schema changes: they must build it, tear it down and match the models."""
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.dialects import postgresql
 
 from recovery import migrate
 from recovery.db import make_engine
@@ -62,3 +64,31 @@ def test_resolution_lookups_are_indexed(database_url):
         assert (column,) in indexed["shop_order"], column
     assert ("external_id",) in indexed["account"]
     assert ("name_key",) in indexed["account"]
+
+
+@pytest.mark.postgres
+def test_identifier_columns_compare_bytes_on_postgresql(database_url):
+    """The columns the models declare ``identifier`` are ``COLLATE "C"`` once migrated (the
+    drift check does not compare collations), and no other column is."""
+    declared = {
+        (table.name, column.name)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if getattr(column.type.dialect_impl(postgresql.dialect()), "collation", None) == "C"
+    }
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            collated = {
+                tuple(row)
+                for row in connection.execute(
+                    sa.text(
+                        "SELECT table_name, column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND collation_name = 'C'"
+                    )
+                )
+            }
+    finally:
+        engine.dispose()
+    assert declared == collated
+    assert ("identity", "value") in declared and ("shop_order", "number") in declared
