@@ -30,6 +30,7 @@ IDENTIFIERS = (
     ("identity", "value", 255),
     ("identity", "fuzzy_key", 255),
     ("shop_order", "number", 64),
+    ("shop_order", "email", 255),
     ("shop_order", "email_fuzzy_key", 255),
     ("shop_order", "phone", 32),
     ("shop_order", "paypal_payer_id", 13),

@@ -110,6 +110,7 @@ _EMAIL_IDENTITIES, _EMAIL_ORDERS = 0, 1
 _PAYPAL_ORDERS, _PAYPAL_IDENTITIES = 2, 3
 _PHONE_IDENTITIES, _PHONE_ORDERS = 4, 5
 _NUMBER_ORDERS, _NUMBER_PAYERS = 6, 7
+_NUMBER_EMAILS, _NUMBER_PHONES = 8, 9
 
 _ORDER_COLUMNS = (
     Order.id,
@@ -194,6 +195,27 @@ _PARTS: dict[int, Select[Any]] = {
             )
         ),
     ),
+    # And the accounts that hold its contact email or phone: a guest order is often the checkout
+    # of someone who also has an account (each a single IN, which the planner turns into index
+    # probes; an OR of the two would scan every identity).
+    _NUMBER_EMAILS: _identity_part(
+        _NUMBER_EMAILS,
+        Identity.kind == IdentityKind.EMAIL,
+        Identity.value.in_(
+            select(Order.email).where(
+                Order.number.in_(_values("numbers")), Order.email.is_not(None)
+            )
+        ),
+    ),
+    _NUMBER_PHONES: _identity_part(
+        _NUMBER_PHONES,
+        Identity.kind == IdentityKind.PHONE,
+        Identity.value.in_(
+            select(Order.phone).where(
+                Order.number.in_(_values("numbers")), Order.phone.is_not(None)
+            )
+        ),
+    ),
 }
 
 #: Which parts each kind of hint needs, with the name of its values in the statement.
@@ -201,7 +223,7 @@ _HINT_PARTS = (
     ("emails", (_EMAIL_IDENTITIES, _EMAIL_ORDERS)),
     ("paypal_emails", (_PAYPAL_ORDERS, _PAYPAL_IDENTITIES)),
     ("phones", (_PHONE_IDENTITIES, _PHONE_ORDERS)),
-    ("numbers", (_NUMBER_ORDERS, _NUMBER_PAYERS)),
+    ("numbers", (_NUMBER_ORDERS, _NUMBER_PAYERS, _NUMBER_EMAILS, _NUMBER_PHONES)),
 )
 
 
@@ -361,6 +383,14 @@ class ResolutionService:
                         matched=f"identity:{identity.id}",
                     ),
                 )
+            contacts = [
+                (part, {getattr(o, field): o for o in orders if getattr(o, field)})
+                for part, field in ((_NUMBER_EMAILS, "email"), (_NUMBER_PHONES, "phone"))
+            ]
+            for part, by_contact in contacts:
+                for identity in rows[part]:
+                    order = by_contact[identity.value]
+                    add(identity.account_id, _contact_evidence(order, identity))
 
     def _names(self, names: list[str], add: _Add, found: set[int]) -> None:
         """Accounts of the same name: those other hints found, and at most ``NAME_MATCH_LIMIT``
@@ -440,6 +470,25 @@ def _identity_evidence(hint_kind: str, hint: str, identity: Row[Any], hint_key: 
         weight,
         f"{state} {identity.kind.value} of the account",
         hint_key=hint_key,
+        matched=f"identity:{identity.id}",
+    )
+
+
+def _contact_evidence(order: Row[Any], identity: Row[Any]) -> Evidence:
+    """Evidence from an identity holding the contact email or phone of an order found by number."""
+    verified = identity.verified_at is not None
+    kind = identity.kind.value
+    guest = "guest " if order.guest else ""
+    return Evidence(
+        "order_number",
+        order.number,
+        "identity",
+        identity.display,
+        "exact",
+        Weight.ORDER_CONTACT if verified else Weight.FUZZY_IDENTITY,
+        f"contact {kind} of {guest}order {order.number}, "
+        f"{'a verified' if verified else 'an unverified'} {kind} of the account",
+        hint_key=order.number,
         matched=f"identity:{identity.id}",
     )
 

@@ -44,7 +44,7 @@ class Order(Base):
     #: ``normalise.order_number``: upper case, no spaces or dashes.
     number: Mapped[str] = mapped_column(identifier(64), unique=True)
     placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    email: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(identifier(255))
     email_fuzzy_key: Mapped[str | None] = mapped_column(identifier(255))
     phone: Mapped[str | None] = mapped_column(identifier(32))
     payment_method: Mapped[PaymentMethod] = mapped_column(

@@ -160,3 +160,33 @@ def test_every_resolution_is_audited_without_the_hints(client, resolver, guest_b
     assert event.data["hints"] == {"emails": 1, "order_numbers": 1}
     assert len(event.data["candidates"]) == 1
     assert "jan.k" not in str(event.data)
+
+
+def test_a_guest_orders_number_finds_the_accounts_holding_its_contact_email_and_phone(
+    client, resolver
+):
+    factories.account("by-mail", ("email", "kasia@example.com", True))
+    factories.account("by-phone", ("phone", "600100777", False))
+    factories.account("elsewhere", ("email", "someone.else@example.com", True))
+    factories.order("G-2", email="Kasia@example.com", phone="600 100 777", guest=True)
+
+    found = candidates(resolve(client, resolver, order_numbers=["G-2"]))
+
+    assert [(c["account"]["account_id"], c["score"]) for c in found] == [
+        ("by-mail", 0.5),  # a verified email of the account
+        ("by-phone", 0.3),  # an unverified phone counts for less
+    ]
+    assert found[0]["evidence"][0]["note"] == (
+        "contact email of guest order G2, a verified email of the account"
+    )
+    assert found[1]["evidence"][0]["reference"] == "+48 *** *** 777"
+
+
+def test_an_orders_contact_adds_no_score_to_the_account_it_belongs_to(client, resolver):
+    factories.account("owner", ("email", "owner@example.com", True))
+    factories.order("O-9", email="owner@example.com", account_id="owner")
+
+    (found,) = candidates(resolve(client, resolver, order_numbers=["O-9"]))
+
+    assert found["score"] == 0.7  # the order number, counted once at its strongest
+    assert [e["source"] for e in found["evidence"]] == ["order", "identity"]

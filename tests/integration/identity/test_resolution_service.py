@@ -45,8 +45,9 @@ def test_all_exact_hint_kinds_together_cost_two_statements_and_keep_every_piece_
         ("email", "order", "exact", 0.5),  # O-3's, found through the same fuzzy key
         ("phone", "identity", "exact", 0.6),  # unverified
         ("order_number", "identity", "exact", 0.6),  # O-2 was paid by a's PayPal payer
+        ("order_number", "identity", "exact", 0.3),  # and its contact phone is a's, unverified
     ]
-    assert by_account["a"].evidence[-1].hint == "O2"
+    assert by_account["a"].evidence[-2].hint == by_account["a"].evidence[-1].hint == "O2"
     assert [(e.hint_kind, e.source) for e in by_account["b"].evidence] == [
         ("paypal_email", "identity")
     ]
