@@ -161,6 +161,14 @@ def _values(name: str) -> Any:
     return bindparam(name, expanding=True)
 
 
+def _numbered_orders_part(part: int, kind: IdentityKind, field: Any) -> Select[Any]:
+    """The ``kind`` identities whose value is ``field`` of an order named by number: one IN of
+    its own per field, which the planner turns into index probes (an OR of several would scan
+    every identity)."""
+    of_orders = select(field).where(Order.number.in_(_values("numbers")), field.is_not(None))
+    return _identity_part(part, Identity.kind == kind, Identity.value.in_(of_orders))
+
+
 _PARTS: dict[int, Select[Any]] = {
     # One select per table finds exact and fuzzy email matches (an exact match is also fuzzy, and
     # counts only once, as exact).
@@ -186,36 +194,13 @@ _PARTS: dict[int, Select[Any]] = {
     _PHONE_ORDERS: _order_part(_PHONE_ORDERS, Order.phone.in_(_values("phones"))),
     _NUMBER_ORDERS: _order_part(_NUMBER_ORDERS, Order.number.in_(_values("numbers"))),
     # A guest order may carry only the PayPal payer: the account signed in with that payer.
-    _NUMBER_PAYERS: _identity_part(
-        _NUMBER_PAYERS,
-        Identity.kind == IdentityKind.PAYPAL,
-        Identity.value.in_(
-            select(Order.paypal_payer_id).where(
-                Order.number.in_(_values("numbers")), Order.paypal_payer_id.is_not(None)
-            )
-        ),
+    _NUMBER_PAYERS: _numbered_orders_part(
+        _NUMBER_PAYERS, IdentityKind.PAYPAL, Order.paypal_payer_id
     ),
     # And the accounts that hold its contact email or phone: a guest order is often the checkout
-    # of someone who also has an account (each a single IN, which the planner turns into index
-    # probes; an OR of the two would scan every identity).
-    _NUMBER_EMAILS: _identity_part(
-        _NUMBER_EMAILS,
-        Identity.kind == IdentityKind.EMAIL,
-        Identity.value.in_(
-            select(Order.email).where(
-                Order.number.in_(_values("numbers")), Order.email.is_not(None)
-            )
-        ),
-    ),
-    _NUMBER_PHONES: _identity_part(
-        _NUMBER_PHONES,
-        Identity.kind == IdentityKind.PHONE,
-        Identity.value.in_(
-            select(Order.phone).where(
-                Order.number.in_(_values("numbers")), Order.phone.is_not(None)
-            )
-        ),
-    ),
+    # of someone who also has an account.
+    _NUMBER_EMAILS: _numbered_orders_part(_NUMBER_EMAILS, IdentityKind.EMAIL, Order.email),
+    _NUMBER_PHONES: _numbered_orders_part(_NUMBER_PHONES, IdentityKind.PHONE, Order.phone),
 }
 
 #: Which parts each kind of hint needs, with the name of its values in the statement.
