@@ -42,8 +42,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # none trusted, X-Forwarded-For is ignored (anyone could write it).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
     db.init_app(app)
-    ratelimits.hide_counters(app)  # before the limiter: see its docstring
     limiter.init_app(app)
+    ratelimits.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)
     register_problems(app, page=recover.error_page)

@@ -108,6 +108,11 @@ class RateLimited(RecoveryError):
     status = 429
     title = "Too many requests; try again later"
 
+    def __init__(self, detail: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        #: Seconds until the exceeded budget starts again (the ``Retry-After`` header).
+        self.retry_after = retry_after
+
 
 class ServiceUnavailable(RecoveryError):
     code = "unavailable"

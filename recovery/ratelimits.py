@@ -1,46 +1,45 @@
-"""Rate-limit keys and limits for the public recovery endpoints (DESIGN §5.3).
+"""Rate limits of the public recovery endpoints and pages (DESIGN §5.3).
+
+Anyone may call these about anyone's address, so each request spends from budgets: its client
+address's (one per endpoint, and one that every request for a code shares), the identifier's it asks
+a code for, and the flow's it answers. The budgets are counted by Flask-Limiter's rate limiter, in
+its storage (``RATELIMIT_STORAGE_URI``: Redis in production) under its key prefix, but checked here
+(``limited``) rather than through Flask-Limiter's decorators, which the public paths are exempt from:
+its per-request resolution of decorated, shared and blueprint limits cost more than the reset
+request's own work (bench/forgot.py). The authenticated API keeps Flask-Limiter's per-key limit.
 
 Limits are checked before any lookup, so a refusal looks the same for known and unknown
-identifiers. Identifiers are keyed by a keyed hash of their normalised form: the limiter's storage
-(Redis in production) never holds an email address or a phone number.
+identifiers: 429 ``rate_limited`` with ``Retry-After`` and nothing else. The answers carry no
+``X-RateLimit-*`` headers: the counter nearest its limit is an address's, and would tell anyone how
+often that address was asked for. Identifiers are keyed by a keyed hash of their normalised form:
+the storage never holds an email address or a phone number.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import math
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, current_app, request, session
+from flask import Flask, current_app, request, session
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
 
+from recovery.errors import RateLimited
 from recovery.extensions import limiter
 from recovery.flows.tree import DEFAULT_TREE, NodeType
 from recovery.identity import normalise
 
-#: A view function, as the limiter decorates it.
+#: A view function, as ``limited`` wraps it.
 View = Callable[..., Any]
 
-
-def per_ip() -> str:
-    return str(current_app.config["RESET_RATE_LIMIT_PER_IP"])
-
-
-def per_identifier() -> str:
-    return str(current_app.config["RESET_RATE_LIMIT_PER_IDENTIFIER"])
-
-
-def per_flow() -> str:
-    return str(current_app.config["VERIFY_RATE_LIMIT_PER_FLOW"])
-
-
-#: The requests that send a code (the email endpoint, and an answer to an email or phone form in
-#: the API or the wizard) share one per-address budget: asking through another door does not
-#: double it (DESIGN §5.3, "20/min per IP for requests").
-CODE_REQUESTS = "code-requests"
-#: And each address or number one budget, whichever door it is asked through.
-IDENTIFIERS = "identifiers"
+#: The public recovery endpoints and pages: anyone may call them about anyone's address.
+PUBLIC_PREFIXES = ("/api/v1/recovery/", "/recover")
 
 #: Where an answer travels, in the order it is read: the API's ``value``, then the wizard's
 #: fields (each form names its input after what it asks for).
@@ -79,15 +78,20 @@ def requested_identifier() -> str | None:
     return None
 
 
-def asks_for_no_code() -> bool:
-    """``exempt_when`` of the limits that only concern requests for a code."""
-    return requested_identifier() is None
+# -- what a request is counted by ----------------------------------------------------------------------
 
 
-def identifier_key() -> str:
-    """``identifier:<hmac of the normalised email or phone>``; the raw text when it will not parse
-    (the request then fails validation anyway, but still counts)."""
-    raw = requested_identifier() or ""
+def client_key() -> str:
+    return f"ip:{get_remote_address()}"
+
+
+def identifier_key() -> str | None:
+    """``identifier:<hmac of the normalised email or phone>``, the raw text when it will not parse
+    (the request then fails validation anyway, but still counts); ``None`` when the request asks
+    for no code."""
+    raw = requested_identifier()
+    if raw is None:
+        return None
     try:
         value = normalise.email(raw) if "@" in raw else normalise.phone(raw)
     except normalise.InvalidValue:
@@ -96,53 +100,100 @@ def identifier_key() -> str:
     return "identifier:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def code_request_key() -> str | None:
+    """The client's key when the request asks for a code, else ``None``."""
+    return client_key() if requested_identifier() is not None else None
+
+
 def flow_key() -> str:
     """The flow being answered (from the path, the body, or the wizard's session), else the
     client address."""
     flow_id = (request.view_args or {}).get("flow_id") or _fields().get("flow_id")
     if not flow_id:
         flow_id = session.get("flow")
-    return f"flow:{flow_id}" if flow_id else f"ip:{get_remote_address()}"
+    return f"flow:{flow_id}" if flow_id else client_key()
 
 
-#: The public recovery endpoints and pages: anyone may call them about anyone's address.
-PUBLIC_PREFIXES = ("/api/v1/recovery/", "/recover")
-COUNTER_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one kind of request may spend: the limit in setting ``setting`` (``"5 per minute;20
+    per day"``), counted per ``key`` (``None``: this request is not counted), in ``scope``: a name
+    that requests through several doors share, or ``None`` for the endpoint's own budget."""
+
+    setting: str
+    key: Callable[[], str | None]
+    scope: str | None = None
 
 
-def hide_counters(app: Flask) -> None:
-    """Keep the limiter's counters off the public recovery answers.
-
-    There the counter nearest its limit is an address's: ``X-RateLimit-Remaining`` told anyone
-    how often an address had been asked for today (someone trying to get into an account there),
-    and the reset time when that began. A refusal keeps ``Retry-After``, which a client needs.
-    Must be called before ``limiter.init_app``: Flask runs ``after_request`` functions in reverse,
-    so this one then runs after the limiter has added its headers.
-    """
-
-    @app.after_request
-    def _hide(response: Response) -> Response:
-        if request.path.startswith(PUBLIC_PREFIXES):
-            for name in COUNTER_HEADERS:
-                del response.headers[name]
-            if response.status_code != 429:
-                del response.headers["Retry-After"]
-        return response
+#: The endpoint's own budget per client address.
+PER_IP = Budget("RESET_RATE_LIMIT_PER_IP", client_key)
+#: The requests that send a code (the email endpoint, and an answer to an email or phone form in
+#: the API or the wizard) share one per-address budget: asking through another door does not
+#: double it (DESIGN §5.3, "20/min per IP for requests").
+CODE_REQUESTS = Budget("RESET_RATE_LIMIT_PER_IP", code_request_key, scope="code-requests")
+#: And each address or number one budget, whichever door it is asked through.
+IDENTIFIERS = Budget("RESET_RATE_LIMIT_PER_IDENTIFIER", identifier_key, scope="identifiers")
+#: Each flow's budget for answers and codes.
+PER_FLOW = Budget("VERIFY_RATE_LIMIT_PER_FLOW", flow_key)
 
 
-def answer_limits(view: View) -> View:
-    """The limits of a request answering a flow's step (the API's answer, the wizard's post): per
-    client and per flow, and, when the step asks for an email or phone, the per-client and
-    per-address budgets every request for a code shares (``code_request_limits``)."""
-    view = limiter.shared_limit(
-        per_identifier, scope=IDENTIFIERS, key_func=identifier_key, exempt_when=asks_for_no_code
-    )(view)
-    view = limiter.shared_limit(per_ip, scope=CODE_REQUESTS, exempt_when=asks_for_no_code)(view)
-    view = limiter.limit(per_flow, key_func=flow_key)(view)
-    return limiter.limit(per_ip)(view)
+def limited(*budgets: Budget) -> Callable[[View], View]:
+    """Spend from ``budgets`` before the view runs; past any of them, ``RateLimited``."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            spend(budgets)
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
-def code_request_limits(view: View) -> View:
-    """The limits of a request that always asks for a code (``POST /recovery/email``)."""
-    view = limiter.shared_limit(per_identifier, scope=IDENTIFIERS, key_func=identifier_key)(view)
-    return limiter.shared_limit(per_ip, scope=CODE_REQUESTS)(view)
+def spend(budgets: tuple[Budget, ...]) -> None:
+    """Count this request in each budget, in order, and stop at the first it exceeds (the ones
+    before it stay counted, as Flask-Limiter counts)."""
+    if not limiter.enabled:
+        return
+    items = _items(current_app)
+    strategy = limiter.limiter
+    prefix: str = current_app.config["RATELIMIT_KEY_PREFIX"]
+    for budget in budgets:
+        key = budget.key()
+        if key is None:
+            continue
+        scope = budget.scope or request.endpoint or ""
+        for item in items[budget.setting]:
+            if not strategy.hit(item, prefix, key, scope):
+                reset = strategy.get_window_stats(item, prefix, key, scope).reset_time
+                raise RateLimited(retry_after=max(1, math.ceil(reset - time.time())))
+
+
+def _items(app: Flask) -> dict[str, list[RateLimitItem]]:
+    """Each budget setting parsed once per app (the configuration does not change after
+    ``create_app``, which validated it)."""
+    items: dict[str, list[RateLimitItem]] | None = app.extensions.get(__name__)
+    if items is None:
+        settings = {b.setting for b in (PER_IP, CODE_REQUESTS, IDENTIFIERS, PER_FLOW)}
+        items = app.extensions[__name__] = {s: parse_many(app.config[s]) for s in settings}
+    return items
+
+
+@limiter.request_filter
+def _public() -> bool:
+    """Flask-Limiter leaves the public paths alone: ``limited`` counts them."""
+    return request.path.startswith(PUBLIC_PREFIXES)
+
+
+def init_app(app: Flask) -> None:
+    """Parse the budgets' settings now rather than at the first request."""
+    _items(app)
+
+
+#: The limits of a request answering a flow's step (the API's answer, the wizard's post): per
+#: client and per flow, and, when the step asks for an email or phone, the per-client and
+#: per-address budgets every request for a code shares.
+answer_limits = limited(PER_IP, PER_FLOW, CODE_REQUESTS, IDENTIFIERS)
+#: The limits of a request that always asks for a code (``POST /recovery/email``).
+code_request_limits = limited(CODE_REQUESTS, IDENTIFIERS)

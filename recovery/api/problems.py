@@ -77,12 +77,16 @@ def register(app: Flask, page: Callable[[RecoveryError], Response] | None = None
     ``PAGE_PREFIXES`` ``page`` renders it instead, for a person (in their language)."""
 
     def answer(error: RecoveryError) -> Response:
+        response = None
         if page is not None and request.path.startswith(PAGE_PREFIXES):
             try:
-                return page(error)
+                response = page(error)
             except Exception:  # the page itself failed: the problem still says what happened
                 log.exception("error page failed on %s %s", request.method, request.path)
-        return problem_response(error)
+        response = response or problem_response(error)
+        if isinstance(error, errors.RateLimited) and error.retry_after:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(RecoveryError)
     def _ours(error: RecoveryError) -> Response:
@@ -90,8 +94,8 @@ def register(app: Flask, page: Callable[[RecoveryError], Response] | None = None
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(error: RateLimitExceeded) -> Response:
-        # One body for every limited request: it must not tell whether an identifier is known.
-        # The limiter adds Retry-After and X-RateLimit-* headers to this response itself.
+        # Flask-Limiter's refusal (the authenticated API's per-key limit); it adds Retry-After and
+        # X-RateLimit-* headers to this response itself.
         return answer(errors.RateLimited())
 
     @app.errorhandler(HTTPException)

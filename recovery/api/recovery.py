@@ -16,7 +16,6 @@ from recovery import errors
 from recovery.api import registry
 from recovery.api.operations import Reply
 from recovery.clients.models import ApiClient, Scope
-from recovery.extensions import limiter
 from recovery.flows import messages
 from recovery.flows.services import (
     FlowExpired,
@@ -28,7 +27,7 @@ from recovery.flows.services import (
 from recovery.flows.tree import DIDNT_WORK, Node
 from recovery.i18n import select_locale
 from recovery.orders.schemas import Email
-from recovery.ratelimits import answer_limits, code_request_limits, flow_key, per_flow, per_ip
+from recovery.ratelimits import PER_FLOW, PER_IP, answer_limits, code_request_limits, limited
 from recovery.wiring import flow_service, reset_service, secret_service
 
 
@@ -159,7 +158,7 @@ FLOW_ERRORS = (errors.NotFound, FlowExpired, errors.ValidationFailed)
     responses={201: (FlowOut, "the new flow at its first question")},
     raises=(errors.ValidationFailed,),
 )
-@limiter.limit(per_ip)
+@limited(PER_IP)
 def start_flow(body: StartFlow) -> Reply:
     """Starts at "Do you receive emails about your orders?" (DESIGN §4)."""
     step = flow_service().start(body.locale, body.return_to)
@@ -174,7 +173,7 @@ def start_flow(body: StartFlow) -> Reply:
     responses={200: (FlowOut, "the flow")},
     raises=(errors.NotFound, FlowExpired),
 )
-@limiter.limit(per_ip)
+@limited(PER_IP)
 def get_flow(flow_id: str) -> Reply:
     return Reply(200, FlowOut.of(flow_service().current(flow_id)))
 
@@ -242,8 +241,7 @@ def request_email_reset(body: EmailReset) -> Reply:
         FlowExpired,
     ),
 )
-@limiter.limit(per_ip)
-@limiter.limit(per_flow, key_func=flow_key)
+@limited(PER_IP, PER_FLOW)
 def set_password(body: NewPassword) -> Reply:
     """The password is checked before the link or code is used, so a weak password costs nothing.
     ``invalid_token`` is one answer for unknown, tampered, used and superseded links."""

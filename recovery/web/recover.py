@@ -28,13 +28,12 @@ from flask_wtf.csrf import CSRFError
 from recovery.config import origin_of
 from recovery.db import db, utcnow
 from recovery.errors import RecoveryError
-from recovery.extensions import limiter
 from recovery.flows import messages
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.flows.services import Step
 from recovery.flows.tree import DIDNT_WORK, NodeType
 from recovery.i18n import LOCALES, select_locale, use_locale
-from recovery.ratelimits import answer_limits, answer_of, per_ip
+from recovery.ratelimits import PER_IP, answer_limits, answer_of, limited
 from recovery.web.messages import for_code, for_error, title_for
 from recovery.wiring import flow_service, reset_service
 
@@ -149,7 +148,7 @@ def _render(step: Step | None, error: str | None = None, status: int = 200) -> t
 
 
 @blueprint.get("")
-@limiter.limit(per_ip)
+@limited(PER_IP)
 def wizard() -> Any:
     """Show the flow's current step, starting a flow on the first visit, when the shop sends
     the person with a ``return_to``, or with ``?restart`` (which keeps the walk's language and
@@ -192,7 +191,7 @@ def answer() -> Any:
 
 
 @blueprint.get("/reset")
-@limiter.limit(per_ip)
+@limited(PER_IP)
 def reset_form() -> Any:
     """Opening the link shows the form and uses nothing (mail scanners open links too)."""
     use_locale(select_locale())
@@ -206,7 +205,7 @@ def reset_form() -> Any:
 
 
 @blueprint.post("/reset")
-@limiter.limit(per_ip)
+@limited(PER_IP)
 def reset_submit() -> Any:
     """Check the password first (a weak one costs nothing), then use the link, then finish."""
     use_locale(select_locale())
@@ -237,7 +236,7 @@ def done() -> str:
 
 
 @blueprint.get("/freeze")
-@limiter.limit(per_ip)
+@limited(PER_IP)
 def freeze_form() -> Any:
     use_locale(select_locale())
     token = request.args.get("token", "")
@@ -250,7 +249,7 @@ def freeze_form() -> Any:
 
 
 @blueprint.post("/freeze")
-@limiter.limit(per_ip)
+@limited(PER_IP)
 def freeze_submit() -> Any:
     use_locale(select_locale())
     token = request.form.get("token", "")

@@ -206,6 +206,18 @@ def test_public_answers_do_not_show_how_often_an_address_was_asked_for(client, i
     assert "X-RateLimit-Remaining" in shop.headers
 
 
+@pytest.mark.parametrize(
+    "app_config", [{"API_RATE_LIMIT": "2 per minute", "RESET_RATE_LIMIT_PER_IP": "100 per minute"}]
+)
+def test_public_endpoints_spend_their_own_budgets_not_the_api_keys(client, ingest):
+    flow = client.post("/api/v1/recovery/flows", json={}).get_json()["id"]
+    reads = [client.get(f"/api/v1/recovery/flows/{flow}").status_code for _ in range(3)]
+    assert reads == [200, 200, 200]
+    # The per-key limit of the shop's API is Flask-Limiter's, and holds as before.
+    shop = [client.get("/api/v1/accounts/nobody", headers=ingest).status_code for _ in range(3)]
+    assert shop == [404, 404, 429]
+
+
 def _flow_at_email(client):
     flow = client.post("/api/v1/recovery/flows", json={}).get_json()["id"]
     client.post(f"/api/v1/recovery/flows/{flow}/answer", json={"node": "start", "value": "yes"})
