@@ -20,7 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from recovery import i18n, ops, ratelimits
     from recovery.api import init_app as init_api
     from recovery.api.problems import register as register_problems
-    from recovery.extensions import csrf, db, limiter
+    from recovery.extensions import csrf, db
     from recovery.web import dev, recover
 
     app = Flask(__name__, instance_relative_config=True)
@@ -42,8 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # none trusted, X-Forwarded-For is ignored (anyone could write it).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
     db.init_app(app)
-    limiter.init_app(app)
-    ratelimits.init_app(app)
+    ratelimits.init_app(app)  # Flask-Limiter, but for the public paths
     csrf.init_app(app)
     i18n.init_app(app)
     register_problems(app, page=recover.error_page)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale, refresh
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 LOCALES = ("pl", "en")
 DEFAULT_LOCALE = "pl"
@@ -20,10 +24,18 @@ def select_locale() -> str:
     if asked in LOCALES:
         return str(asked)
     if request:
-        best = request.accept_languages.best_match(LOCALES)
+        best = preferred(request.headers.get("Accept-Language", ""))
         if best:
-            return str(best)
+            return best
     return DEFAULT_LOCALE
+
+
+@functools.lru_cache(maxsize=512)
+def preferred(accept_language: str) -> str | None:
+    """The locale an ``Accept-Language`` header prefers, if we speak one. Browsers send a handful
+    of distinct headers, so each is parsed once, not on every request."""
+    best = parse_accept_header(accept_language, LanguageAccept).best_match(LOCALES)
+    return str(best) if best else None
 
 
 def use_locale(locale: str) -> None:

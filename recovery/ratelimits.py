@@ -6,7 +6,8 @@ a code for, and the flow's it answers. The budgets are counted by Flask-Limiter'
 its storage (``RATELIMIT_STORAGE_URI``: Redis in production) under its key prefix, but checked here
 (``limited``) rather than through Flask-Limiter's decorators, which the public paths are exempt from:
 its per-request resolution of decorated, shared and blueprint limits cost more than the reset
-request's own work (bench/forgot.py). The authenticated API keeps Flask-Limiter's per-key limit.
+request's own work (bench/forgot.py). The rest of the service, the shop's authenticated API with its
+per-key limit, keeps Flask-Limiter as it comes (``init_app``).
 
 Limits are checked before any lookup, so a refusal looks the same for known and unknown
 identifiers: 429 ``rate_limited`` with ``Retry-After`` and nothing else. The answers carry no
@@ -180,15 +181,34 @@ def _items(app: Flask) -> dict[str, list[RateLimitItem]]:
     return items
 
 
-@limiter.request_filter
-def _public() -> bool:
-    """Flask-Limiter leaves the public paths alone: ``limited`` counts them."""
-    return request.path.startswith(PUBLIC_PREFIXES)
-
-
 def init_app(app: Flask) -> None:
-    """Parse the budgets' settings now rather than at the first request."""
+    """Install Flask-Limiter on ``app`` for everything but the public paths, whose budgets
+    ``limited`` counts: the hooks it adds skip them (even with no limit to apply, resolving that
+    took it longer than the rest of a reset request's checks). And parse the budgets' settings
+    now rather than at the first request."""
+    registries: tuple[dict[str | None, list[Any]], ...] = (
+        app.before_request_funcs,
+        app.after_request_funcs,
+        app.teardown_request_funcs,
+    )
+    earlier = [list(registry.get(None, ())) for registry in registries]
+    limiter.init_app(app)
+    for registry, kept in zip(registries, earlier, strict=True):
+        hooks = registry.get(None, [])
+        registry[None] = [hook if hook in kept else _off_public_paths(hook) for hook in hooks]
     _items(app)
+
+
+def _off_public_paths(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` (a before-request, after-request or teardown function), skipped on the public
+    paths: there an after-request hook hands the response on untouched, the others do nothing."""
+
+    def unless_public(*args: Any) -> Any:
+        if request.path.startswith(PUBLIC_PREFIXES):
+            return args[0] if args else None
+        return hook(*args)
+
+    return unless_public
 
 
 #: The limits of a request answering a flow's step (the API's answer, the wizard's post): per

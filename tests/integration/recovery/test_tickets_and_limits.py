@@ -8,6 +8,7 @@ from sqlalchemy import update
 from recovery.clients.models import Scope
 from recovery.db import db
 from recovery.flows.models import RecoveryFlow
+from recovery.ratelimits import _off_public_paths
 from recovery.tokens.models import Secret
 from recovery.tokens.services import RESET_LINK, SecretService
 from tests import factories
@@ -216,6 +217,18 @@ def test_public_endpoints_spend_their_own_budgets_not_the_api_keys(client, inges
     # The per-key limit of the shop's API is Flask-Limiter's, and holds as before.
     shop = [client.get("/api/v1/accounts/nobody", headers=ingest).status_code for _ in range(3)]
     assert shop == [404, 404, 429]
+
+
+def test_flask_limiters_hooks_skip_the_public_paths(app):
+    calls = []
+    hook = _off_public_paths(lambda *args: calls.append(args) or "ran")
+    for path in ("/api/v1/recovery/email", "/recover/reset"):
+        with app.test_request_context(path):
+            assert hook("response") == "response"  # an after-request hook: handed on
+            assert hook() is None
+    with app.test_request_context("/api/v1/accounts/anna"):
+        assert hook("response") == "ran"
+    assert calls == [("response",)]
 
 
 def _flow_at_email(client):
