@@ -572,7 +572,7 @@ class _DriverStatement:
 
     sql: str
     processors: dict[str, Callable[[Any], Any]]
-    fixed: dict[str, Any]  # parameters the statement itself binds (the set_config arguments)
+    fixed: dict[str, Any]  # parameters the statement itself binds
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
@@ -646,28 +646,34 @@ def _same(value: Any) -> Any:
 
 
 def _column_values(obj: Base) -> dict[str, Any]:
+    """The values to insert for ``obj``: its Python-side defaults filled in, and without the
+    columns the server fills: an autoincrementing key, and a NULL that a nullable column without
+    a server default would get anyway (fewer parameters to send)."""
     values: dict[str, Any] = {}
-    for key, name, default, server_chosen in _insert_columns(type(obj)):
-        value = getattr(obj, key)
+    state = vars(obj)  # what was set on the new object, read without the attribute machinery
+    for key, name, default, left_to_server in _insert_columns(type(obj)):
+        value = state.get(key)
         if value is None and default is not None:
             value = default.arg(None) if default.is_callable else default.arg
             setattr(obj, key, value)
-        if value is None and server_chosen:
-            continue  # the server's to choose
+        if value is None and left_to_server:
+            continue
         values[name] = value
     return values
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_columns(model: type[Base]) -> tuple[tuple[str, Any, Any, bool], ...]:
-    """Each column attribute of ``model``: its key, column name, Python-side default, and whether the
-    server chooses the value when none is given (an autoincrementing primary key)."""
+    """Each column attribute of ``model``: its key, column name, Python-side default, and whether
+    a missing value is the server's to fill (an autoincrementing primary key, or NULL in a
+    nullable column without a server default)."""
     return tuple(
         (
             attribute.key,
             column.name,
             column.default,
-            bool(column.primary_key and column.autoincrement in (True, "auto")),
+            bool(column.primary_key and column.autoincrement in (True, "auto"))
+            or bool(column.nullable and column.server_default is None and not column.primary_key),
         )
         for attribute in sa_inspect(model).column_attrs
         for column in attribute.columns[:1]
@@ -696,7 +702,7 @@ def _chained_insert(shape: tuple[tuple[Any, tuple[str, ...]], ...], durable: boo
         # INSERT ... SELECT <values> WHERE set_config(...): the setting rides on the statement
         # instead of costing a round trip of its own.
         values = _bound(len(first), table, names)
-        relax = func.set_config("synchronous_commit", "off", True) == "off"
+        relax = text("set_config('synchronous_commit', 'off', true) = 'off'")
         row = select(*(cast(values[name], table.c[name].type) for name in names)).where(relax)
         statement = insert(table).from_select(list(names), row, include_defaults=False)
     for i, (earlier, earlier_names) in enumerate(first):

@@ -69,8 +69,21 @@ def answer_of(fields: Mapping[str, object]) -> str:
 
 def requested_identifier() -> str | None:
     """The email address or phone number this request asks a code for, as sent; ``None`` when it
-    asks for none (an answer to a question, a code, a password)."""
-    fields = _fields()
+    asks for none (an answer to a question, a code, a password). Read once per request: two
+    budgets ask."""
+    environ = request.environ
+    if _IDENTIFIER in environ:
+        identifier: str | None = environ[_IDENTIFIER]
+        return identifier
+    identifier = environ[_IDENTIFIER] = _identifier_in(_fields())
+    return identifier
+
+
+#: Where ``requested_identifier`` keeps its answer: in the request's own WSGI environment.
+_IDENTIFIER = "recovery.requested_identifier"
+
+
+def _identifier_in(fields: dict[str, object]) -> str | None:
     if "node" not in fields:  # POST /recovery/email: the address is the request
         return str(fields.get("email") or "")
     node = fields["node"]

@@ -48,6 +48,20 @@ class NodeOut(BaseModel):
 
     @classmethod
     def of(cls, node: Node, locale: str) -> NodeOut:
+        """The node in ``locale``, built once per node and locale (tree nodes and the catalogues
+        do not change while the process runs; nobody changes a ``NodeOut`` after it is built)."""
+        key = (id(node), locale)
+        known = _NODES_OUT.get(key)
+        if known is not None and known[0] is node:
+            return known[1]
+        if len(_NODES_OUT) >= _NODES_OUT_MAX:  # trees built on the fly (tests): start over
+            _NODES_OUT.clear()
+        built = cls._build(node, locale)
+        _NODES_OUT[key] = (node, built)
+        return built
+
+    @classmethod
+    def _build(cls, node: Node, locale: str) -> NodeOut:
         def text(message_id: str) -> str:
             return messages.text_in(message_id, locale)
 
@@ -62,6 +76,12 @@ class NodeOut(BaseModel):
             options=options,
             providers=providers,
         )
+
+
+#: ``NodeOut.of``'s answers, by the node's identity and the locale (the node is kept with its
+#: answer, so an id cannot be reused by another node while its entry lives).
+_NODES_OUT: dict[tuple[int, str], tuple[Node, NodeOut]] = {}
+_NODES_OUT_MAX = 1024
 
 
 class FlowOut(BaseModel):
