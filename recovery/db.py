@@ -46,6 +46,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.types import TypeDecorator
 
@@ -241,9 +242,9 @@ class Database:
     @property
     def session(self) -> Session:
         """The session of the current request or command, opened on first use."""
-        if "db_session" not in g:
-            g.db_session = self.sessions()
-        session: Session = g.db_session
+        session: Session | None = g.get("db_session")
+        if session is None:
+            session = g.db_session = self.sessions()
         return session
 
     @contextmanager
@@ -283,10 +284,13 @@ def _state() -> _State:
 
 def _close_session(exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        if exc is not None:
-            session.rollback()
-        session.close()
+    if session is None:
+        return
+    if not session.in_transaction() and not session.identity_map and not session.new:
+        return  # never began and holds nothing: nothing to roll back, release or forget
+    if exc is not None:
+        session.rollback()
+    session.close()
 
 
 db = Database()
@@ -655,7 +659,7 @@ def _column_values(obj: Base) -> dict[str, Any]:
         value = state.get(key)
         if value is None and default is not None:
             value = default.arg(None) if default.is_callable else default.arg
-            setattr(obj, key, value)
+            set_committed_value(obj, key, value)  # no change events: nothing tracks a new row
         if value is None and left_to_server:
             continue
         values[name] = value

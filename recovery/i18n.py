@@ -20,7 +20,7 @@ def select_locale() -> str:
     chosen = g.get("locale")
     if chosen in LOCALES:
         return str(chosen)
-    asked = request.args.get("lang") if request else None
+    asked = request.args.get("lang") if request and request.query_string else None
     if asked in LOCALES:
         return str(asked)
     if request:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from recovery.db import db
 from recovery.flows.services import FlowService, FlowSettings
 from recovery.outbox.services import OutboxService
+from recovery.outbox.settings import DeliverySettings
 from recovery.outbox.worker import TaskHandler
 from recovery.resets.services import EMAIL_RESET_TASK, ResetService, Settings
 from recovery.tokens.services import EMAIL_CODE, RESET_LINK, SMS_CODE, SecretService
@@ -33,6 +34,7 @@ class _Settings:
     lifetimes: dict[str, dt.timedelta]
     resets: Settings
     flows: FlowSettings
+    delivery: DeliverySettings
 
     @staticmethod
     def of(config: Mapping[str, Any]) -> _Settings:
@@ -54,6 +56,7 @@ class _Settings:
                 return_to_origins=config["RETURN_TO_ORIGINS"],
                 default_return_to=config["DEFAULT_RETURN_TO"],
             ),
+            delivery=DeliverySettings.from_config(config),
         )
 
 
@@ -73,8 +76,9 @@ def secret_service(session: Session | None = None) -> SecretService:
 def reset_service(session: Session | None = None) -> ResetService:
     """The reset service on the request's session, or on ``session`` (the worker's)."""
     session = session or db.session
+    settings = _settings()
     return ResetService(
-        session, secret_service(session), OutboxService(session), _settings().resets
+        session, secret_service(session), OutboxService(session, settings.delivery), settings.resets
     )
 
 
