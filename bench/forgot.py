@@ -39,8 +39,9 @@ request path issues none).
 The service's settings (written to ``service.env`` in the run folder): ``RECOVERY_ENV=development``,
 the bench database, a random secret key, ``memory://`` rate-limit storage (per worker process: fine
 for a benchmark) and **every rate limit that applies to the endpoint raised to 1000000 per minute**
-(``RECOVERY_RESET_RATE_LIMIT_PER_IP``, ``..._PER_IDENTIFIER`` and ``RECOVERY_API_RATE_LIMIT``): the
-benchmark measures the endpoint, not the limiter's refusals (the limiter's checks still run).
+(``RECOVERY_RESET_RATE_LIMIT_PER_IP`` and ``..._PER_IDENTIFIER``; ``RECOVERY_API_RATE_LIMIT`` too,
+though the public endpoints do not spend it): the benchmark measures the endpoint, not the
+limiter's refusals (every budget is still counted, so its cost is measured).
 ``RECOVERY_UNKNOWN_ADDRESS_MAIL`` keeps its default (on). Other ``RECOVERY_*`` variables of the
 calling shell are not passed on.
 

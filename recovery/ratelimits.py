@@ -3,11 +3,11 @@
 Anyone may call these about anyone's address, so each request spends from budgets: its client
 address's (one per endpoint, and one that every request for a code shares), the identifier's it asks
 a code for, and the flow's it answers. The budgets are counted by Flask-Limiter's rate limiter, in
-its storage (``RATELIMIT_STORAGE_URI``: Redis in production) under its key prefix, but checked here
-(``limited``) rather than through Flask-Limiter's decorators, which the public paths are exempt from:
-its per-request resolution of decorated, shared and blueprint limits cost more than the reset
-request's own work (bench/forgot.py). The rest of the service, the shop's authenticated API with its
-per-key limit, keeps Flask-Limiter as it comes (``init_app``).
+its storage (``RATELIMIT_STORAGE_URI``: Redis in production) under ``RATELIMIT_KEY_PREFIX``, but
+checked here (``limited``) rather than through Flask-Limiter's decorators, which the public paths
+are exempt from: its per-request resolution of decorated, shared and blueprint limits cost more
+than the reset request's own work (bench/forgot.py). The rest of the service, the shop's
+authenticated API with its per-key limit, keeps Flask-Limiter as it comes (``init_app``).
 
 Limits are checked before any lookup, so a refusal looks the same for known and unknown
 identifiers: 429 ``rate_limited`` with ``Retry-After`` and nothing else. The answers carry no
@@ -92,7 +92,7 @@ def _identifier_in(fields: dict[str, object]) -> str | None:
     return None
 
 
-# -- what a request is counted by ----------------------------------------------------------------------
+# -- what a request is counted by ------------------------------------------------------------------
 
 
 def client_key() -> str:
