@@ -52,7 +52,10 @@ class CookieSessions(SecureCookieSessionInterface):
     either way."""
 
     def open_session(self, app: Flask, incoming: Request) -> SecureCookieSession | None:
-        if app.secret_key and self.get_cookie_name(app) not in incoming.cookies:
+        if app.secret_key and (
+            "HTTP_COOKIE" not in incoming.environ  # no cookies at all: nothing to parse
+            or self.get_cookie_name(app) not in incoming.cookies
+        ):
             return self.session_class()
         return super().open_session(app, incoming)
 
