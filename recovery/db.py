@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -245,7 +244,7 @@ class Database:
         """The session of the current request or command, opened on first use."""
         session: Session | None = g.get("db_session")
         if session is None:
-            session = g.db_session = _state().take_session()
+            session = g.db_session = self.sessions()
         return session
 
     @contextmanager
@@ -276,20 +275,6 @@ class _State:
         self.engine = engine
         self.autocommit = autocommit
         self.sessions = sessions
-        #: Each thread's closed session, for its next request or command to take up: a closed
-        #: session is as good as a new one, and building one took a reset request ~20 us.
-        self._spare = threading.local()
-
-    def take_session(self) -> Session:
-        session: Session | None = getattr(self._spare, "session", None)
-        if session is None:
-            return self.sessions()
-        self._spare.session = None
-        return session
-
-    def give_back(self, session: Session) -> None:
-        """Keep ``session``, closed, for this thread's next request."""
-        self._spare.session = session
 
 
 def _state() -> _State:
@@ -301,12 +286,11 @@ def _close_session(exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is None:
         return
-    if session.in_transaction() or session.identity_map or session.new:
-        # (A session that never began and holds nothing has nothing to roll back or release.)
-        if exc is not None:
-            session.rollback()
-        session.close()
-    _state().give_back(session)
+    if not session.in_transaction() and not session.identity_map and not session.new:
+        return  # never began and holds nothing: nothing to roll back, release or forget
+    if exc is not None:
+        session.rollback()
+    session.close()
 
 
 db = Database()
