@@ -77,13 +77,14 @@ def register(app: Flask, page: Callable[[RecoveryError], Response] | None = None
     ``PAGE_PREFIXES`` ``page`` renders it instead, for a person (in their language)."""
 
     def answer(error: RecoveryError) -> Response:
-        response = None
+        response: Response | None = None
         if page is not None and request.path.startswith(PAGE_PREFIXES):
             try:
                 response = page(error)
             except Exception:  # the page itself failed: the problem still says what happened
                 log.exception("error page failed on %s %s", request.method, request.path)
-        response = response or problem_response(error)
+        if response is None:
+            response = problem_response(error)
         if isinstance(error, errors.RateLimited) and error.retry_after:
             response.headers["Retry-After"] = str(error.retry_after)
         return response
