@@ -576,7 +576,6 @@ class _DriverStatement:
 
     sql: str
     processors: dict[str, Callable[[Any], Any]]
-    fixed: dict[str, Any]  # parameters the statement itself binds
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
@@ -584,23 +583,18 @@ class _DriverStatement:
         compiled = statement.compile(dialect=dialect)
         processors = {}
         for name, bound in compiled.binds.items():
+            if not bound.required:  # a value of its own would have to travel with every call
+                raise ValueError(f"the statement binds {name!r} itself; write it as a literal")
             processor = bound.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
-        fixed = {
-            name: processors.get(name, _same)(bound.effective_value)
-            for name, bound in compiled.binds.items()
-            if not bound.required
-        }
-        return _DriverStatement(str(compiled), processors, fixed)
+        return _DriverStatement(str(compiled), processors)
 
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
-        converted = {
+        return {
             name: self.processors[name](value) if name in self.processors else value
             for name, value in params.items()
         }
-        converted.update(self.fixed)
-        return converted
 
     def run(self, engine: Engine, params: dict[str, Any]) -> None:
         """Run on a pooled connection of ``engine``, an autocommit engine.
@@ -643,10 +637,6 @@ class _DriverStatement:
             raise
         finally:
             pooled.close()
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _column_values(obj: Base) -> dict[str, Any]:

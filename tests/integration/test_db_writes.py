@@ -3,7 +3,8 @@
 import datetime as dt
 
 import pytest
-from sqlalchemy import event, inspect, select, text
+from sqlalchemy import event, inspect, literal, select, text
+from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -280,3 +281,8 @@ def test_a_connection_lost_under_a_request_is_a_503_problem(
     assert response.json["code"] == "unavailable"
     # The pool replaced the broken connection: the next request is served.
     assert client.open(path, method=method, json=body).status_code == served
+
+
+def test_a_driver_statement_refuses_values_bound_by_the_statement_itself():
+    with pytest.raises(ValueError, match="write it as a literal"):
+        db_module._DriverStatement.of(select(literal(1)), psycopg.dialect())
