@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from recovery.accounts.models import Account
 from recovery.config import origin_of
-from recovery.db import insert_alone, utcnow
+from recovery.db import insert_alone, new_row, utcnow
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -127,7 +127,8 @@ class FlowService:
 
     def _new(self, locale: str, return_to: str | None = None) -> RecoveryFlow:
         """A flow at the start of the tree, not yet in the session."""
-        flow = RecoveryFlow(
+        flow = new_row(
+            RecoveryFlow,
             # Chosen here, not at the INSERT: the flow is written once, in its state at the end
             # of the request (a reset request starts one and moves it on before anything is sent).
             id=new_flow_id(),

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from recovery.db import utcnow
+from recovery.db import new_row, utcnow
 from recovery.errors import NotFound
 from recovery.outbox.mail import MailRenderer, message_id_for, normalise_locale
 from recovery.outbox.models import Channel, OutboxMessage
@@ -127,7 +127,8 @@ class OutboxService:
         with the new rows it belongs to)."""
         if not _TASK.fullmatch(task):
             raise ValueError(f"task names are lower-case words with underscores, got {task!r}")
-        return OutboxMessage(
+        return new_row(
+            OutboxMessage,
             channel=Channel.TASK,
             idempotency_key=f"task:{task}:{secrets.token_urlsafe(16)}",
             payload={"task": task, "args": dict(args)},

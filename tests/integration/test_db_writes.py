@@ -17,6 +17,7 @@ from recovery.db import (
     is_postgresql,
     make_autocommit_engine,
     make_engine,
+    new_row,
 )
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
@@ -286,3 +287,42 @@ def test_a_connection_lost_under_a_request_is_a_503_problem(
 def test_a_driver_statement_refuses_values_bound_by_the_statement_itself():
     with pytest.raises(ValueError, match="write it as a literal"):
         db_module._DriverStatement.of(select(literal(1)), psycopg.dialect())
+
+
+def test_new_row_holds_its_values_and_the_models_defaults_without_change_events(app):
+    sets = []
+
+    def on_set(target, value, *args):
+        sets.append(value)
+
+    event.listen(RecoveryFlow.node, "set", on_set)
+    try:
+        flow = new_row(
+            RecoveryFlow,
+            id="f-new-row",
+            node="start",
+            expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+            status=None,  # None takes the default, as a NULL column with a default would
+        )
+        assert sets == []  # the constructor would have fired one
+        flow.node = "email"
+        assert sets == ["email"]  # set later: tracked as on any object
+    finally:
+        event.remove(RecoveryFlow.node, "set", on_set)
+    assert inspect(flow).transient
+    assert flow.status is FlowStatus.ACTIVE and flow.trail == [] and flow.answers == {}
+    assert flow.locale == "pl" and flow.return_to is None and flow.created_at is not None
+    assert new_row(RecoveryFlow).answers is not flow.answers  # each row its own default
+
+    flow.record("start", "started")
+    db.session.add(flow)
+    db.session.commit()
+    db.session.expire_all()
+    stored = db.session.get(RecoveryFlow, "f-new-row")
+    assert stored.node == "email" and stored.status is FlowStatus.ACTIVE
+    assert [entry["event"] for entry in stored.trail] == ["started"]
+
+
+def test_new_row_refuses_names_that_are_not_attributes():
+    with pytest.raises(TypeError, match="colour: not attributes of RecoveryFlow"):
+        new_row(RecoveryFlow, id="f", colour="red")
