@@ -19,7 +19,6 @@ the storage never holds an email address or a phone number.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import math
 import time
@@ -28,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, request, session
-from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse_many
+from pydantic import BaseModel
 
 from recovery.errors import RateLimited
-from recovery.extensions import limiter
+from recovery.extensions import init_sparing, limiter
 from recovery.flows.tree import DEFAULT_TREE, NodeType
 from recovery.identity import normalise
 
@@ -53,13 +52,30 @@ _IDENTIFIER_NODES = frozenset(
 )
 
 
-def _fields() -> dict[str, object]:
-    """The request's fields: the JSON body of the API (read and size-checked before the limits
-    are, see ``api.operations.read_json_body``), or the form of a hosted page."""
-    if request.blueprint == "api":
-        body = request.get_json(silent=True)
-        return body if isinstance(body, dict) else {}
-    return dict(request.form.items())
+class Asked:
+    """What one request asks for, as its budgets' keys read it, each part read once: the fields of
+    its JSON body as the operation validated it (the API), or of its form (the wizard)."""
+
+    __slots__ = ("_body", "_identifier")
+
+    def __init__(self, body: BaseModel | None) -> None:
+        self._body = body
+        self._identifier: str | object | None = _UNREAD
+
+    @property
+    def fields(self) -> Mapping[str, object]:
+        return vars(self._body) if self._body is not None else request.form
+
+    @property
+    def identifier(self) -> str | None:
+        """The email address or phone number this request asks a code for; ``None`` when it asks
+        for none (an answer to a question, a code, a password)."""
+        if self._identifier is _UNREAD:
+            self._identifier = _identifier_in(self.fields)
+        return self._identifier  # type: ignore[return-value]
+
+
+_UNREAD = object()
 
 
 def answer_of(fields: Mapping[str, object]) -> str:
@@ -67,23 +83,7 @@ def answer_of(fields: Mapping[str, object]) -> str:
     return next((str(fields[name]) for name in ANSWER_FIELDS if fields.get(name)), "")
 
 
-def requested_identifier() -> str | None:
-    """The email address or phone number this request asks a code for, as sent; ``None`` when it
-    asks for none (an answer to a question, a code, a password). Read once per request: two
-    budgets ask."""
-    environ = request.environ
-    if _IDENTIFIER in environ:
-        identifier: str | None = environ[_IDENTIFIER]
-        return identifier
-    identifier = environ[_IDENTIFIER] = _identifier_in(_fields())
-    return identifier
-
-
-#: Where ``requested_identifier`` keeps its answer: in the request's own WSGI environment.
-_IDENTIFIER = "recovery.requested_identifier"
-
-
-def _identifier_in(fields: dict[str, object]) -> str | None:
+def _identifier_in(fields: Mapping[str, object]) -> str | None:
     if "node" not in fields:  # POST /recovery/email: the address is the request
         return str(fields.get("email") or "")
     node = fields["node"]
@@ -95,37 +95,37 @@ def _identifier_in(fields: dict[str, object]) -> str | None:
 # -- what a request is counted by ------------------------------------------------------------------
 
 
-def client_key() -> str:
-    return f"ip:{get_remote_address()}"
+def client_key(asked: Asked) -> str:
+    return f"ip:{request.remote_addr or '127.0.0.1'}"
 
 
-def identifier_key() -> str | None:
+def identifier_key(asked: Asked) -> str | None:
     """``identifier:<hmac of the normalised email or phone>``, the raw text when it will not parse
     (the request then fails validation anyway, but still counts); ``None`` when the request asks
     for no code."""
-    raw = requested_identifier()
+    raw = asked.identifier
     if raw is None:
         return None
     try:
         value = normalise.email(raw) if "@" in raw else normalise.phone(raw)
     except normalise.InvalidValue:
         value = raw.strip().casefold()
-    key = current_app.config["SECRET_KEYS"][0].encode()
-    return "identifier:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+    digest = hmac.digest(_setup(current_app).identifier_secret, value.encode(), "sha256")
+    return "identifier:" + digest.hex()[:32]
 
 
-def code_request_key() -> str | None:
+def code_request_key(asked: Asked) -> str | None:
     """The client's key when the request asks for a code, else ``None``."""
-    return client_key() if requested_identifier() is not None else None
+    return client_key(asked) if asked.identifier is not None else None
 
 
-def flow_key() -> str:
+def flow_key(asked: Asked) -> str:
     """The flow being answered (from the path, the body, or the wizard's session), else the
     client address."""
-    flow_id = (request.view_args or {}).get("flow_id") or _fields().get("flow_id")
+    flow_id = (request.view_args or {}).get("flow_id") or asked.fields.get("flow_id")
     if not flow_id:
         flow_id = session.get("flow")
-    return f"flow:{flow_id}" if flow_id else client_key()
+    return f"flow:{flow_id}" if flow_id else client_key(asked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,7 @@ class Budget:
     that requests through several doors share, or ``None`` for the endpoint's own budget."""
 
     setting: str
-    key: Callable[[], str | None]
+    key: Callable[[Asked], str | None]
     scope: str | None = None
 
 
@@ -152,12 +152,13 @@ PER_FLOW = Budget("VERIFY_RATE_LIMIT_PER_FLOW", flow_key)
 
 
 def limited(*budgets: Budget) -> Callable[[View], View]:
-    """Spend from ``budgets`` before the view runs; past any of them, ``RateLimited``."""
+    """Spend from ``budgets`` before the view runs; past any of them, ``RateLimited``. An API
+    operation's keys read its validated ``body`` (the operation passes it), a page's its form."""
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            spend(budgets)
+            spend(budgets, Asked(kwargs.get("body")))
             return view(*args, **kwargs)
 
         return checked
@@ -165,63 +166,54 @@ def limited(*budgets: Budget) -> Callable[[View], View]:
     return decorate
 
 
-def spend(budgets: tuple[Budget, ...]) -> None:
+def spend(budgets: tuple[Budget, ...], asked: Asked) -> None:
     """Count this request in each budget, in order, and stop at the first it exceeds (the ones
     before it stay counted, as Flask-Limiter counts)."""
     if not limiter.enabled:
         return
-    items = _items(current_app)
+    setup = _setup(current_app)
     strategy = limiter.limiter
-    prefix: str = current_app.config["RATELIMIT_KEY_PREFIX"]
+    endpoint = request.endpoint or ""
     for budget in budgets:
-        key = budget.key()
+        key = budget.key(asked)
         if key is None:
             continue
-        scope = budget.scope or request.endpoint or ""
-        for item in items[budget.setting]:
-            if not strategy.hit(item, prefix, key, scope):
-                reset = strategy.get_window_stats(item, prefix, key, scope).reset_time
+        scope = budget.scope or endpoint
+        for item in setup.items[budget.setting]:
+            if not strategy.hit(item, setup.prefix, key, scope):
+                reset = strategy.get_window_stats(item, setup.prefix, key, scope).reset_time
                 raise RateLimited(retry_after=max(1, math.ceil(reset - time.time())))
 
 
-def _items(app: Flask) -> dict[str, list[RateLimitItem]]:
-    """Each budget setting parsed once per app (the configuration does not change after
-    ``create_app``, which validated it)."""
-    items: dict[str, list[RateLimitItem]] | None = app.extensions.get(__name__)
-    if items is None:
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """One app's budgets: each setting parsed, the storage's key prefix, and the secret that
+    keys identifiers (the configuration does not change after ``create_app`` validated it)."""
+
+    items: dict[str, list[RateLimitItem]]
+    prefix: str
+    identifier_secret: bytes
+
+
+def _setup(app: Flask) -> _Setup:
+    setup: _Setup | None = app.extensions.get(__name__)
+    if setup is None:
         settings = {b.setting for b in (PER_IP, CODE_REQUESTS, IDENTIFIERS, PER_FLOW)}
-        items = app.extensions[__name__] = {s: parse_many(app.config[s]) for s in settings}
-    return items
+        setup = app.extensions[__name__] = _Setup(
+            items={s: parse_many(app.config[s]) for s in settings},
+            prefix=app.config["RATELIMIT_KEY_PREFIX"],
+            identifier_secret=app.config["SECRET_KEYS"][0].encode(),
+        )
+    return setup
 
 
 def init_app(app: Flask) -> None:
     """Install Flask-Limiter on ``app`` for everything but the public paths, whose budgets
     ``limited`` counts: the hooks it adds skip them (even with no limit to apply, resolving that
-    took it longer than the rest of a reset request's checks). And parse the budgets' settings
+    took it longer than the rest of a reset request's checks). And read the budgets' settings
     now rather than at the first request."""
-    registries: tuple[dict[str | None, list[Any]], ...] = (
-        app.before_request_funcs,
-        app.after_request_funcs,
-        app.teardown_request_funcs,
-    )
-    earlier = [list(registry.get(None, ())) for registry in registries]
-    limiter.init_app(app)
-    for registry, kept in zip(registries, earlier, strict=True):
-        hooks = registry.get(None, [])
-        registry[None] = [hook if hook in kept else _off_public_paths(hook) for hook in hooks]
-    _items(app)
-
-
-def _off_public_paths(hook: Callable[..., Any]) -> Callable[..., Any]:
-    """``hook`` (a before-request, after-request or teardown function), skipped on the public
-    paths: there an after-request hook hands the response on untouched, the others do nothing."""
-
-    def unless_public(*args: Any) -> Any:
-        if request.path.startswith(PUBLIC_PREFIXES):
-            return args[0] if args else None
-        return hook(*args)
-
-    return unless_public
+    init_sparing(app, limiter.init_app, PUBLIC_PREFIXES)
+    _setup(app)
 
 
 #: The limits of a request answering a flow's step (the API's answer, the wizard's post): per

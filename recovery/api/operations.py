@@ -151,8 +151,7 @@ def read_json_body() -> bytes:
     limit: int = current_app.config["MAX_JSON_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes")
-    # Read through Werkzeug with a cap (a chunked body has no Content-Length) and keep the bytes
-    # cached: rate-limit keys read the body again (``recovery.ratelimits.identifier_key``).
+    # Read through Werkzeug with a cap (a chunked body has no Content-Length).
     # Werkzeug cuts a chunked body at the cap instead of refusing it, so the cap is one byte over
     # the limit and a body that reaches it was longer than allowed.
     request.max_content_length = limit + 1

@@ -7,8 +7,9 @@ from sqlalchemy import update
 
 from recovery.clients.models import Scope
 from recovery.db import db
+from recovery.extensions import skipped_on
 from recovery.flows.models import RecoveryFlow
-from recovery.ratelimits import _off_public_paths
+from recovery.ratelimits import PUBLIC_PREFIXES
 from recovery.tokens.models import Secret
 from recovery.tokens.services import RESET_LINK, SecretService
 from tests import factories
@@ -221,7 +222,7 @@ def test_public_endpoints_spend_their_own_budgets_not_the_api_keys(client, inges
 
 def test_flask_limiters_hooks_skip_the_public_paths(app):
     calls = []
-    hook = _off_public_paths(lambda *args: calls.append(args) or "ran")
+    hook = skipped_on(PUBLIC_PREFIXES, lambda *args: calls.append(args) or "ran")
     for path in ("/api/v1/recovery/email", "/recover/reset"):
         with app.test_request_context(path):
             assert hook("response") == "response"  # an after-request hook: handed on
