@@ -580,9 +580,8 @@ def insert_new(session: Session, *objects: Base, durable: bool = True) -> None:
 def _insert_of(objects: Sequence[Base], durable: bool) -> tuple[Any, dict[str, Any]]:
     """PostgreSQL's one statement for ``objects`` (``_chained_insert``) and its parameters."""
     rows = [_column_values(obj) for obj in objects]
-    shape = tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
     params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
-    return _chained_insert(shape, durable), params
+    return _chained_insert(_shape_of(objects, rows), durable), params
 
 
 def insert_alone(session: Session, *objects: Base) -> None:
@@ -604,8 +603,44 @@ def insert_alone(session: Session, *objects: Base) -> None:
     if autocommit is None or session.in_transaction() or not isinstance(session.bind, Engine):
         insert_new(session, *objects, durable=False)
         return
-    statement, params = _insert_of(objects, durable=False)
-    _DriverStatement.of(statement, autocommit.dialect).run(autocommit, params)
+    rows = [_column_values(obj) for obj in objects]
+    plan = _InsertPlan.of(_shape_of(objects, rows), autocommit.dialect)
+    plan.statement.run(autocommit, plan.parameters(rows))
+
+
+#: What a chained INSERT writes: each row's table and column names, in order.
+_Shape = tuple[tuple[Any, tuple[str, ...]], ...]
+
+
+def _shape_of(objects: Sequence[Base], rows: list[dict[str, Any]]) -> _Shape:
+    return tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    """How ``insert_alone`` writes rows of one shape: the driver statement, and row by row each
+    column's parameter name and conversion (worked out once, not on every request)."""
+
+    statement: _DriverStatement
+    binds: tuple[tuple[int, str, str, Callable[[Any], Any] | None], ...]
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def of(shape: _Shape, dialect: Dialect) -> _InsertPlan:
+        statement = _DriverStatement.of(_chained_insert(shape, durable=False), dialect)
+        binds = tuple(
+            (index, name, _param(index, name), statement.processors.get(_param(index, name)))
+            for index, (_, names) in enumerate(shape)
+            for name in names
+        )
+        return _InsertPlan(statement, binds)
+
+    def parameters(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The driver's parameters for ``rows`` (one dict of column values each)."""
+        return {
+            param: rows[index][name] if process is None else process(rows[index][name])
+            for index, name, param, process in self.binds
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,14 +663,9 @@ class _DriverStatement:
                 processors[name] = processor
         return _DriverStatement(str(compiled), processors)
 
-    def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
-            name: self.processors[name](value) if name in self.processors else value
-            for name, value in params.items()
-        }
-
     def run(self, engine: Engine, params: dict[str, Any]) -> None:
-        """Run on a pooled connection of ``engine``, an autocommit engine.
+        """Run with ``params``, converted for the driver already (``processors``), on a pooled
+        connection of ``engine``, an autocommit engine.
 
         Driver errors come out as SQLAlchemy's: ``DBAPIError`` (parameters hidden when the engine
         hides them), with ``connection_invalidated`` when the connection was lost, after which the
@@ -646,7 +676,6 @@ class _DriverStatement:
         """
         dialect = engine.dialect
         error = dialect.loaded_dbapi.Error
-        converted = self.parameters(params)
         try:
             pooled = engine.raw_connection()
         except error as exc:  # could not connect, as SQLAlchemy's own Connection would report it
@@ -655,7 +684,7 @@ class _DriverStatement:
             ) from exc
         try:
             driver: Any = pooled.driver_connection
-            driver.execute(self.sql, converted, prepare=True)
+            driver.execute(self.sql, params, prepare=True)
         except error as exc:
             lost = dialect.is_disconnect(exc, pooled.dbapi_connection, None)
             if lost:

@@ -69,21 +69,30 @@ def _settings() -> _Settings:
 
 
 def secret_service(session: Session | None = None) -> SecretService:
-    settings = _settings()
-    return SecretService(session or db.session, settings.secret_keys, lifetimes=settings.lifetimes)
+    return _secrets(session or db.session, _settings())
 
 
 def reset_service(session: Session | None = None) -> ResetService:
     """The reset service on the request's session, or on ``session`` (the worker's)."""
-    session = session or db.session
-    settings = _settings()
-    return ResetService(
-        session, secret_service(session), OutboxService(session, settings.delivery), settings.resets
-    )
+    return _resets(session or db.session, _settings())
 
 
 def flow_service() -> FlowService:
-    return FlowService(db.session, reset_service(), _settings().flows)
+    session, settings = db.session, _settings()
+    return FlowService(session, _resets(session, settings), settings.flows)
+
+
+def _secrets(session: Session, settings: _Settings) -> SecretService:
+    return SecretService(session, settings.secret_keys, lifetimes=settings.lifetimes)
+
+
+def _resets(session: Session, settings: _Settings) -> ResetService:
+    return ResetService(
+        session,
+        _secrets(session, settings),
+        OutboxService(session, settings.delivery),
+        settings.resets,
+    )
 
 
 def _send_email_reset(session: Session, args: dict[str, Any]) -> None:
