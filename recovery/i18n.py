@@ -20,14 +20,13 @@ def select_locale() -> str:
     chosen = g.get("locale")
     if chosen in LOCALES:
         return str(chosen)
-    asked = request.args.get("lang") if request and request.query_string else None
+    if not request:
+        return DEFAULT_LOCALE
+    environ = request.environ
+    asked = request.args.get("lang") if environ.get("QUERY_STRING") else None
     if asked in LOCALES:
         return str(asked)
-    if request:
-        best = preferred(request.headers.get("Accept-Language", ""))
-        if best:
-            return best
-    return DEFAULT_LOCALE
+    return preferred(environ.get("HTTP_ACCEPT_LANGUAGE", "")) or DEFAULT_LOCALE
 
 
 @functools.lru_cache(maxsize=512)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_state
 
 from recovery.accounts.models import Account
 from recovery.config import origin_of
@@ -119,28 +119,33 @@ class FlowService:
     def request_email(self, flow_id: str | None, email: str, locale: str) -> Step:
         """The email-reset request of the JSON API: answer the flow's email form, starting a flow
         (or moving an unfinished one) there first when needed."""
-        flow = self._new(locale) if flow_id is None else self._active(flow_id)
+        if flow_id is None:  # a flow that starts at the email form
+            return self._apply(self._new(locale, at=EMAIL_NODE), EMAIL_NODE, email)
+        flow = self._active(flow_id)
         if self.tree[flow.node].type is not NodeType.EMAIL_FORM:
             flow.record(flow.node, "jumped", to=EMAIL_NODE)
             flow.node = EMAIL_NODE
         return self._apply(flow, flow.node, email)
 
-    def _new(self, locale: str, return_to: str | None = None) -> RecoveryFlow:
-        """A flow at the start of the tree, not yet in the session."""
+    def _new(
+        self, locale: str, return_to: str | None = None, at: str | None = None
+    ) -> RecoveryFlow:
+        """A flow at the start of the tree (or at node ``at``), not yet in the session."""
+        node = at or self.tree.start
         flow = new_row(
             RecoveryFlow,
             # Chosen here, not at the INSERT: the flow is written once, in its state at the end
             # of the request (a reset request starts one and moves it on before anything is sent).
             id=new_flow_id(),
             status=FlowStatus.ACTIVE,
-            node=self.tree.start,
+            node=node,
             locale=locale,
             return_to=self.safe_return_to(return_to),
             answers={},
             trail=[],
             expires_at=self.now() + self.settings.ttl,
         )
-        flow.record(self.tree.start, "started")
+        flow.record(node, "started")
         return flow
 
     def redirect_after(self, completion: Completion) -> str:
@@ -224,7 +229,7 @@ class FlowService:
         task = self.resets.request_email_reset(flow, email)
         assert node.next is not None
         step = self._move(flow, node.next)
-        if sa_inspect(flow).transient:
+        if instance_state(flow).transient:
             # A new flow and its task are all this request writes: one INSERT statement, its own
             # transaction, whose commit need not wait for the disk (a request anyone may simply
             # make again). Nothing is written after it.

@@ -394,3 +394,24 @@ def test_past_the_per_account_limit_requests_are_answered_alike_and_send_nothing
     last_known, last_unknown = (r.get_json()["flow_id"] for r in (known[-1], unknown[-1]))
     expected = ["invalid_token"] * 4 + ["too_many_attempts"] * 2
     assert _guesses(client, last_known) == _guesses(client, last_unknown) == expected
+
+
+def test_a_flow_the_email_request_starts_begins_at_the_email_form(client, anna):
+    flow = request_reset(client, "anna@example.com").get_json()["flow_id"]
+    row = db.session.get(RecoveryFlow, flow)
+    assert row.node == "email_code"
+    assert [(e["node"], e["event"]) for e in row.trail] == [
+        ("email", "started"),
+        ("email", "email_requested"),
+    ]
+
+
+def test_an_email_request_for_a_flow_elsewhere_moves_it_to_the_email_form(client, anna):
+    flow = _start(client)
+    client.post(f"/api/v1/recovery/flows/{flow}/answer", json={"node": "start", "value": "no"})
+    client.post("/api/v1/recovery/email", json={"email": "anna@example.com", "flow_id": flow})
+    row = db.session.get(RecoveryFlow, flow)
+    assert row.node == "email_code"
+    events = [(e["node"], e["event"]) for e in row.trail]
+    assert events[-2:] == [(events[-2][0], "jumped"), ("email", "email_requested")]
+    assert events[-2][0] != "email"
