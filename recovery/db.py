@@ -47,6 +47,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.types import TypeDecorator
 
@@ -217,10 +218,9 @@ class Database:
         url, echo = app.config["DATABASE_URL"], app.config["DATABASE_ECHO"]
         engine = make_engine(url, echo=echo)
         autocommit = make_autocommit_engine(url, echo=echo)
-        sessions = sessionmaker(
-            engine, expire_on_commit=False, info={AUTOCOMMIT_ENGINE: autocommit}
-        )
-        app.extensions["recovery.db"] = _State(engine, autocommit, sessions)
+        writer = AutocommitWriter(autocommit) if autocommit is not None else None
+        sessions = sessionmaker(engine, expire_on_commit=False, info={AUTOCOMMIT_WRITER: writer})
+        app.extensions["recovery.db"] = _State(engine, writer, sessions)
         app.teardown_appcontext(_close_session)
 
     @property
@@ -230,9 +230,9 @@ class Database:
     def dispose(self) -> None:
         """Close the pooled connections of the app's engines (a command's or a test's end)."""
         state = _state()
-        for engine in (state.engine, state.autocommit):
-            if engine is not None:
-                engine.dispose()
+        state.engine.dispose()
+        if state.writer is not None:
+            state.writer.dispose()
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -264,16 +264,17 @@ class Database:
             session.commit()
 
 
-#: ``Session.info`` key of the engine ``insert_alone`` writes through (``None``: in the session).
-AUTOCOMMIT_ENGINE = "recovery.autocommit_engine"
+#: ``Session.info`` key of the ``AutocommitWriter`` ``insert_alone`` writes through (``None``: it
+#: writes in the session).
+AUTOCOMMIT_WRITER = "recovery.autocommit_writer"
 
 
 class _State:
     def __init__(
-        self, engine: Engine, autocommit: Engine | None, sessions: sessionmaker[Session]
+        self, engine: Engine, writer: AutocommitWriter | None, sessions: sessionmaker[Session]
     ) -> None:
         self.engine = engine
-        self.autocommit = autocommit
+        self.writer = writer
         self.sessions = sessions
 
 
@@ -589,7 +590,7 @@ def insert_alone(session: Session, *objects: Base) -> None:
     ``durable=False``, in a transaction of its own when the session has not begun one.
 
     On PostgreSQL that transaction is one round trip: the statement runs on a connection of the
-    session's autocommit engine (``make_autocommit_engine``, named in ``Session.info``), so BEGIN
+    session's ``AutocommitWriter`` (named in ``Session.info``), in autocommit, so BEGIN
     and COMMIT are not round trips of their own (a third of a reset request's database time under
     load), and the rows are committed when this returns. The statement goes straight to the
     driver (``_DriverStatement``): SQLAlchemy's execution machinery around one INSERT cost more
@@ -599,13 +600,13 @@ def insert_alone(session: Session, *objects: Base) -> None:
     autocommit engine (SQLite), the rows go into the session's transaction instead and are
     committed with it.
     """
-    autocommit: Engine | None = session.info.get(AUTOCOMMIT_ENGINE)
-    if autocommit is None or session.in_transaction() or not isinstance(session.bind, Engine):
+    writer: AutocommitWriter | None = session.info.get(AUTOCOMMIT_WRITER)
+    if writer is None or session.in_transaction() or not isinstance(session.bind, Engine):
         insert_new(session, *objects, durable=False)
         return
     rows = [_column_values(obj) for obj in objects]
-    plan = _InsertPlan.of(_shape_of(objects, rows), autocommit.dialect)
-    plan.statement.run(autocommit, plan.parameters(rows))
+    plan = _InsertPlan.of(_shape_of(objects, rows), writer.engine.dialect)
+    writer.run(plan.statement, plan.parameters(rows))
 
 
 #: What a chained INSERT writes: each row's table and column names, in order.
@@ -663,35 +664,54 @@ class _DriverStatement:
                 processors[name] = processor
         return _DriverStatement(str(compiled), processors)
 
-    def run(self, engine: Engine, params: dict[str, Any]) -> None:
-        """Run with ``params``, converted for the driver already (``processors``), on a pooled
-        connection of ``engine``, an autocommit engine.
+
+class AutocommitWriter:
+    """``insert_alone``'s way to PostgreSQL: an autocommit engine (``make_autocommit_engine``) and
+    the connections it keeps checked out between statements.
+
+    A statement takes an idle connection (the last one given back) or checks one out of the pool,
+    and gives it back here, not to the pool: checking out and in around one INSERT was 5% of a
+    reset request's instructions (the pool's queue, lock and events). So there are as many
+    connections as statements ever ran at once, at most the pool's size and overflow. Like the
+    pool (``_ping_idle_connections``), a connection idle for longer than ``PING_AFTER_IDLE`` is
+    pinged before use and replaced if the server dropped it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._idle: list[tuple[PoolProxiedConnection, float]] = []  # (connection, idle since)
+
+    def run(self, statement: _DriverStatement, params: dict[str, Any]) -> None:
+        """Run ``statement`` with ``params``, converted for the driver already.
 
         Driver errors come out as SQLAlchemy's: ``DBAPIError`` (parameters hidden when the engine
         hides them), with ``connection_invalidated`` when the connection was lost, after which the
-        pool is replaced (its other connections are as old as the lost one). Anything else that
-        interrupts the statement leaves the connection in an unknown state: it is invalidated,
-        never returned to the pool as it is (the pool does not reset this engine's connections).
+        pool is replaced and the idle connections closed (they are as old as the lost one).
+        Anything else that interrupts the statement leaves the connection in an unknown state: it
+        is invalidated, never used again as it is (nothing resets this engine's connections).
         ``DATABASE_ECHO`` does not log this statement: it never passes through SQLAlchemy.
         """
+        engine = self.engine
         dialect = engine.dialect
         error = dialect.loaded_dbapi.Error
         try:
-            pooled = engine.raw_connection()
+            pooled = self._take()
         except error as exc:  # could not connect, as SQLAlchemy's own Connection would report it
             raise DBAPIError.instance(
                 None, None, exc, error, hide_parameters=engine.hide_parameters, dialect=dialect
             ) from exc
         try:
             driver: Any = pooled.driver_connection
-            driver.execute(self.sql, params, prepare=True)
+            driver.execute(statement.sql, params, prepare=True)
         except error as exc:
             lost = dialect.is_disconnect(exc, pooled.dbapi_connection, None)
             if lost:
                 pooled.invalidate(exc)
-                engine.dispose()
+                self.dispose()
+            else:
+                self._idle.append((pooled, time.monotonic()))
             raise DBAPIError.instance(
-                self.sql,
+                statement.sql,
                 params,
                 exc,
                 error,
@@ -702,8 +722,34 @@ class _DriverStatement:
         except BaseException:
             pooled.invalidate()
             raise
-        finally:
+        self._idle.append((pooled, time.monotonic()))
+
+    def _take(self) -> PoolProxiedConnection:
+        error = self.engine.dialect.loaded_dbapi.Error
+        while self._idle:
+            try:
+                pooled, since = self._idle.pop()  # atomic: each thread gets its own
+            except IndexError:  # another thread took the last one
+                break
+            if time.monotonic() - since <= PING_AFTER_IDLE:
+                return pooled
+            try:
+                self.engine.dialect.do_ping(pooled.dbapi_connection)  # type: ignore[arg-type]
+            except error:
+                pooled.invalidate()  # dropped while idle: try the next, or a new one
+                continue
+            return pooled
+        return self.engine.raw_connection()
+
+    def dispose(self) -> None:
+        """Give the idle connections back to the pool and close the pool's connections."""
+        while self._idle:
+            try:
+                pooled, _ = self._idle.pop()
+            except IndexError:
+                break
             pooled.close()
+        self.engine.dispose()
 
 
 def _column_values(obj: Base) -> dict[str, Any]:

@@ -1,16 +1,19 @@
 """``db.insert_new`` and ``db.insert_alone``: the write of a request that only records itself."""
 
 import datetime as dt
+import threading
+import time
 
 import pytest
-from sqlalchemy import event, inspect, literal, select, text
+from sqlalchemy import event, func, inspect, literal, select, text
 from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery import db as db_module
 from recovery.db import (
-    AUTOCOMMIT_ENGINE,
+    AUTOCOMMIT_WRITER,
+    AutocommitWriter,
     db,
     insert_alone,
     insert_new,
@@ -107,13 +110,14 @@ class _Engines:
     def __init__(self, database_url):
         self.engine = make_engine(database_url)
         self.autocommit = make_autocommit_engine(database_url)
+        self.writer = AutocommitWriter(self.autocommit)
 
     def session(self):
-        return Session(self.engine, info={AUTOCOMMIT_ENGINE: self.autocommit})
+        return Session(self.engine, info={AUTOCOMMIT_WRITER: self.writer})
 
     def dispose(self):
         self.engine.dispose()
-        self.autocommit.dispose()
+        self.writer.dispose()
 
 
 @pytest.fixture
@@ -269,7 +273,8 @@ def test_a_connection_lost_under_a_request_is_a_503_problem(
     client = committed_app.test_client()
     # The one connection the next request gets.
     with committed_app.app_context():
-        pooled = db.engine if pool == "engine" else db.sessions.kw["info"][AUTOCOMMIT_ENGINE]
+        writer = db.sessions.kw["info"][AUTOCOMMIT_WRITER]
+        pooled = db.engine if pool == "engine" else writer.engine
         with pooled.connect() as connection:
             pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     _terminate_backend(engine, pid)
@@ -326,3 +331,68 @@ def test_new_row_holds_its_values_and_the_models_defaults_without_change_events(
 def test_new_row_refuses_names_that_are_not_attributes():
     with pytest.raises(TypeError, match="colour: not attributes of RecoveryFlow"):
         new_row(RecoveryFlow, id="f", colour="red")
+
+
+# -- the autocommit writer's connections -------------------------------------------------------------
+
+
+def _alive(engine, pids):
+    """Which of the server processes ``pids`` are still there."""
+    query = text("SELECT pid FROM pg_stat_activity WHERE pid = ANY(:pids)")
+    with engine.connect() as connection:
+        return set(connection.execute(query, {"pids": list(pids)}).scalars())
+
+
+@pytest.mark.postgres
+def test_the_writer_keeps_its_connection_between_statements(engines):
+    checkouts = []
+    event.listen(engines.autocommit, "checkout", lambda *args: checkouts.append(args))
+    for n in range(3):
+        with engines.session() as session:
+            insert_alone(session, _flow(f"f-kept-{n}"), _task(f"k-kept-{n}"))
+    assert len(checkouts) == 1  # taken from the pool once, then held
+    with engines.session() as session:
+        assert session.scalar(select(func.count()).select_from(RecoveryFlow)) == 3
+
+
+@pytest.mark.postgres
+def test_a_held_connection_the_server_dropped_while_idle_is_replaced(engines, engine, monkeypatch):
+    with engines.session() as session:
+        insert_alone(session, _flow("f-before"), _task("k-before"))
+    ((held, _),) = engines.writer._idle
+    pid = held.driver_connection.info.backend_pid
+    _terminate_backend(engine, pid)
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)  # "idle for long enough"
+
+    with engines.session() as session:
+        insert_alone(session, _flow("f-after"), _task("k-after"))  # no error: pinged, replaced
+    ((replaced, _),) = engines.writer._idle
+    assert replaced.driver_connection.info.backend_pid != pid
+
+
+@pytest.mark.postgres
+def test_the_writer_serves_threads_at_once_and_closes_its_connections_on_dispose(engines, engine):
+    start = threading.Barrier(6)
+
+    def write(n):
+        start.wait()
+        with engines.session() as session:
+            insert_alone(session, _flow(f"f-thread-{n}"), _task(f"k-thread-{n}"))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engines.session() as session:
+        assert session.scalar(select(func.count()).select_from(RecoveryFlow)) == 6
+    assert 1 <= len(engines.writer._idle) <= 6  # one per statement that ran at once
+    pids = {held.driver_connection.info.backend_pid for held, _ in engines.writer._idle}
+    assert _alive(engine, pids) == pids
+
+    engines.writer.dispose()
+    assert engines.writer._idle == []
+    deadline = time.monotonic() + 5  # a server process ends a moment after its client hangs up
+    while _alive(engine, pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _alive(engine, pids) == set()  # closed, not merely given back
