@@ -572,7 +572,7 @@ def insert_new(session: Session, *objects: Base, durable: bool = True) -> None:
     if is_postgresql(session):
         session.execute(*_insert_of(objects, durable))
         return
-    rows = [_column_values(obj) for obj in objects]
+    rows = [_column_values(obj, _insert_columns(type(obj))) for obj in objects]
     params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
     for i, (obj, row) in enumerate(zip(objects, rows, strict=True)):
         session.execute(_single_insert(i, type(obj).__table__, tuple(row)), params)
@@ -580,9 +580,10 @@ def insert_new(session: Session, *objects: Base, durable: bool = True) -> None:
 
 def _insert_of(objects: Sequence[Base], durable: bool) -> tuple[Any, dict[str, Any]]:
     """PostgreSQL's one statement for ``objects`` (``_chained_insert``) and its parameters."""
-    rows = [_column_values(obj) for obj in objects]
+    rows = [_column_values(obj, _insert_columns(type(obj))) for obj in objects]
     params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
-    return _chained_insert(_shape_of(objects, rows), durable), params
+    shape = tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
+    return _chained_insert(shape, durable), params
 
 
 def insert_alone(session: Session, *objects: Base) -> None:
@@ -604,65 +605,43 @@ def insert_alone(session: Session, *objects: Base) -> None:
     if writer is None or session.in_transaction() or not isinstance(session.bind, Engine):
         insert_new(session, *objects, durable=False)
         return
-    rows = [_column_values(obj) for obj in objects]
-    plan = _InsertPlan.of(_shape_of(objects, rows), writer.engine.dialect)
-    writer.run(plan.statement, plan.parameters(rows))
-
-
-#: What a chained INSERT writes: each row's table and column names, in order.
-_Shape = tuple[tuple[Any, tuple[str, ...]], ...]
-
-
-def _shape_of(objects: Sequence[Base], rows: list[dict[str, Any]]) -> _Shape:
-    return tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class _InsertPlan:
-    """How ``insert_alone`` writes rows of one shape: the driver statement, and row by row each
-    column's parameter name and conversion (worked out once, not on every request)."""
-
-    statement: _DriverStatement
-    binds: tuple[tuple[int, str, str, Callable[[Any], Any] | None], ...]
-
-    @staticmethod
-    @functools.lru_cache(maxsize=64)
-    def of(shape: _Shape, dialect: Dialect) -> _InsertPlan:
-        statement = _DriverStatement.of(_chained_insert(shape, durable=False), dialect)
-        binds = tuple(
-            (index, name, _param(index, name), statement.processors.get(_param(index, name)))
-            for index, (_, names) in enumerate(shape)
-            for name in names
-        )
-        return _InsertPlan(statement, binds)
-
-    def parameters(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """The driver's parameters for ``rows`` (one dict of column values each)."""
-        return {
-            param: rows[index][name] if process is None else process(rows[index][name])
-            for index, name, param, process in self.binds
-        }
+    dialect = writer.engine.dialect
+    params: dict[str, Any] = {}
+    shape = []
+    for index, obj in enumerate(objects):
+        row = _column_values(obj, _driver_columns(type(obj), index, dialect))
+        params.update(row)
+        shape.append((type(obj), tuple(row)))
+    writer.run(_DriverStatement.for_rows(tuple(shape), dialect), params)
 
 
 @dataclass(frozen=True, slots=True)
 class _DriverStatement:
-    """A statement compiled once for the driver: its SQL and each parameter's conversion."""
+    """A statement compiled once for the driver."""
 
     sql: str
-    processors: dict[str, Callable[[Any], Any]]
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
     def of(statement: Any, dialect: Dialect) -> _DriverStatement:
         compiled = statement.compile(dialect=dialect)
-        processors = {}
         for name, bound in compiled.binds.items():
             if not bound.required:  # a value of its own would have to travel with every call
                 raise ValueError(f"the statement binds {name!r} itself; write it as a literal")
-            processor = bound.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                processors[name] = processor
-        return _DriverStatement(str(compiled), processors)
+        return _DriverStatement(str(compiled))
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def for_rows(
+        shape: tuple[tuple[type[Base], tuple[str, ...]], ...], dialect: Dialect
+    ) -> _DriverStatement:
+        """``insert_alone``'s statement for rows of these models with these parameters
+        (``_driver_columns``' names: ``r<row>_<column>``)."""
+        tables = tuple(
+            (model.__table__, tuple(param.partition("_")[2] for param in params))
+            for model, params in shape
+        )
+        return _DriverStatement.of(_chained_insert(tables, durable=False), dialect)
 
 
 class AutocommitWriter:
@@ -752,28 +731,32 @@ class AutocommitWriter:
         self.engine.dispose()
 
 
-def _column_values(obj: Base) -> dict[str, Any]:
-    """The values to insert for ``obj``: its Python-side defaults filled in, and without the
-    columns the server fills: an autoincrementing key, and a NULL that a nullable column without
-    a server default would get anyway (fewer parameters to send)."""
+#: One column of an INSERT's row: the attribute's key, the name the value goes under, the
+#: column's Python-side default, whether a missing value is the server's to fill (an
+#: autoincrementing key, or NULL in a nullable column without a server default), and the
+#: conversion for the driver (``None``: none, or left to SQLAlchemy).
+_Column = tuple[str, str, Any, bool, Callable[[Any], Any] | None]
+
+
+def _column_values(obj: Base, columns: tuple[_Column, ...]) -> dict[str, Any]:
+    """The values to insert for ``obj``, under the names ``columns`` give: its Python-side
+    defaults filled in, and without the columns the server fills (fewer parameters to send)."""
     values: dict[str, Any] = {}
     state = vars(obj)  # what was set on the new object, read without the attribute machinery
-    for key, name, default, left_to_server in _insert_columns(type(obj)):
+    for key, name, default, left_to_server, process in columns:
         value = state.get(key)
         if value is None and default is not None:
             value = default.arg(None) if default.is_callable else default.arg
             set_committed_value(obj, key, value)  # no change events: nothing tracks a new row
         if value is None and left_to_server:
             continue
-        values[name] = value
+        values[name] = value if process is None else process(value)
     return values
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_columns(model: type[Base]) -> tuple[tuple[str, Any, Any, bool], ...]:
-    """Each column attribute of ``model``: its key, column name, Python-side default, and whether
-    a missing value is the server's to fill (an autoincrementing primary key, or NULL in a
-    nullable column without a server default)."""
+def _insert_columns(model: type[Base]) -> tuple[_Column, ...]:
+    """``model``'s columns, their values under the column's name, as SQLAlchemy takes them."""
     return tuple(
         (
             attribute.key,
@@ -781,10 +764,27 @@ def _insert_columns(model: type[Base]) -> tuple[tuple[str, Any, Any, bool], ...]
             column.default,
             bool(column.primary_key and column.autoincrement in (True, "auto"))
             or bool(column.nullable and column.server_default is None and not column.primary_key),
+            None,
         )
         for attribute in sa_inspect(model).column_attrs
         for column in attribute.columns[:1]
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_columns(model: type[Base], index: int, dialect: Dialect) -> tuple[_Column, ...]:
+    """``model``'s columns as row ``index`` of a statement sent to the driver: each value under
+    its parameter's name and converted as SQLAlchemy would convert it."""
+    table = model.__table__
+    return tuple(
+        (key, _param(index, name), default, left, _driver_processor(table.c[name].type, dialect))
+        for key, name, default, left, _ in _insert_columns(model)
+    )
+
+
+def _driver_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return processor
 
 
 def _param(index: int, name: str) -> str:
