@@ -530,29 +530,29 @@ def new_row(model: type[B], **values: Any) -> B:
     is an ordinary transient one; whatever is set on it later is tracked as usual. An unknown
     name is a ``TypeError``, as with the constructor.
     """
-    attributes, defaults = _row_shape(model)
-    unknown = values.keys() - attributes
+    unknown = values.keys() - _attribute_names(model)
     if unknown:
         raise TypeError(f"{', '.join(sorted(unknown))}: not attributes of {model.__name__}")
     obj: B = model.__mapper__.class_manager.new_instance()
     state = vars(obj)  # what a flush inserts; written here without the attribute machinery
     state.update(values)
-    for key, default in defaults:
+    for key, default in _defaults(model):
         if state.get(key) is None:
             state[key] = default.arg(None) if default.is_callable else default.arg
     return obj
 
 
 @functools.lru_cache(maxsize=64)
-def _row_shape(model: type[Base]) -> tuple[frozenset[str], tuple[tuple[str, Any], ...]]:
-    """``model``'s attribute names, and its column attributes with a Python-side default."""
-    mapper = sa_inspect(model)
-    defaults = tuple(
-        (attribute.key, attribute.columns[0].default)
-        for attribute in mapper.column_attrs
-        if attribute.columns[0].default is not None
+def _attribute_names(model: type[Base]) -> frozenset[str]:
+    return frozenset(sa_inspect(model).attrs.keys())
+
+
+@functools.lru_cache(maxsize=64)
+def _defaults(model: type[Base]) -> tuple[tuple[str, Any], ...]:
+    """The attributes of ``model``'s columns with a Python-side default, and that default."""
+    return tuple(
+        (key, default) for key, _, default, _, _ in _insert_columns(model) if default is not None
     )
-    return frozenset(mapper.attrs.keys()), defaults
 
 
 def insert_new(session: Session, *objects: Base, durable: bool = True) -> None:
@@ -745,11 +745,12 @@ def _column_values(obj: Base, columns: tuple[_Column, ...]) -> dict[str, Any]:
     state = vars(obj)  # what was set on the new object, read without the attribute machinery
     for key, name, default, left_to_server, process in columns:
         value = state.get(key)
-        if value is None and default is not None:
-            value = default.arg(None) if default.is_callable else default.arg
-            set_committed_value(obj, key, value)  # no change events: nothing tracks a new row
-        if value is None and left_to_server:
-            continue
+        if value is None:
+            if default is not None:
+                value = default.arg(None) if default.is_callable else default.arg
+                set_committed_value(obj, key, value)  # no change events: nothing tracks a new row
+            elif left_to_server:
+                continue
         values[name] = value if process is None else process(value)
     return values
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Request, Response, current_app, g, request
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -145,18 +145,20 @@ def actor(client: ApiClient) -> Actor:
 
 def read_json_body() -> bytes:
     """The raw JSON body, refusing other media types and bodies over ``MAX_JSON_BYTES``."""
-    mimetype = request.mimetype
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # once, not per use
+    mimetype = req.mimetype
     if mimetype != JSON_MEDIA_TYPE and not mimetype.endswith("+json"):
         raise errors.UnsupportedMediaType(f"send {JSON_MEDIA_TYPE}")
     limit: int = current_app.config["MAX_JSON_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
+    length = req.content_length
+    if length is not None and length > limit:
         raise errors.PayloadTooLarge(f"the body may be at most {limit} bytes")
     # Read through Werkzeug with a cap (a chunked body has no Content-Length).
     # Werkzeug cuts a chunked body at the cap instead of refusing it, so the cap is one byte over
     # the limit and a body that reaches it was longer than allowed.
-    request.max_content_length = limit + 1
+    req.max_content_length = limit + 1
     try:
-        data = request.get_data(cache=True)
+        data = req.get_data()
     except RequestEntityTooLarge:
         data = None
     if data is None or len(data) > limit:
