@@ -572,18 +572,23 @@ def insert_new(session: Session, *objects: Base, durable: bool = True) -> None:
     if is_postgresql(session):
         session.execute(*_insert_of(objects, durable))
         return
-    rows = [_column_values(obj, _insert_columns(type(obj))) for obj in objects]
-    params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
+    rows, params = _rows_and_params(objects)
     for i, (obj, row) in enumerate(zip(objects, rows, strict=True)):
         session.execute(_single_insert(i, type(obj).__table__, tuple(row)), params)
 
 
 def _insert_of(objects: Sequence[Base], durable: bool) -> tuple[Any, dict[str, Any]]:
     """PostgreSQL's one statement for ``objects`` (``_chained_insert``) and its parameters."""
-    rows = [_column_values(obj, _insert_columns(type(obj))) for obj in objects]
-    params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
+    rows, params = _rows_and_params(objects)
     shape = tuple((type(obj).__table__, tuple(row)) for obj, row in zip(objects, rows, strict=True))
     return _chained_insert(shape, durable), params
+
+
+def _rows_and_params(objects: Sequence[Base]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each object's column values, and all of them as one statement's parameters."""
+    rows = [_column_values(obj, _insert_columns(type(obj))) for obj in objects]
+    params = {_param(i, name): value for i, row in enumerate(rows) for name, value in row.items()}
+    return rows, params
 
 
 def insert_alone(session: Session, *objects: Base) -> None:
@@ -688,7 +693,7 @@ class AutocommitWriter:
                 pooled.invalidate(exc)
                 self.dispose()
             else:
-                self._idle.append((pooled, time.monotonic()))
+                self._give_back(pooled)  # autocommit: a failed statement leaves nothing open
             raise DBAPIError.instance(
                 statement.sql,
                 params,
@@ -701,15 +706,23 @@ class AutocommitWriter:
         except BaseException:
             pooled.invalidate()
             raise
+        self._give_back(pooled)
+
+    def _give_back(self, pooled: PoolProxiedConnection) -> None:
         self._idle.append((pooled, time.monotonic()))
+
+    def _pop_idle(self) -> tuple[PoolProxiedConnection, float] | None:
+        """The connection given back last, with when; ``None`` when none is idle (``pop`` is
+        atomic: each thread gets its own)."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return None
 
     def _take(self) -> PoolProxiedConnection:
         error = self.engine.dialect.loaded_dbapi.Error
-        while self._idle:
-            try:
-                pooled, since = self._idle.pop()  # atomic: each thread gets its own
-            except IndexError:  # another thread took the last one
-                break
+        while (idle := self._pop_idle()) is not None:
+            pooled, since = idle
             if time.monotonic() - since <= PING_AFTER_IDLE:
                 return pooled
             try:
@@ -722,12 +735,8 @@ class AutocommitWriter:
 
     def dispose(self) -> None:
         """Give the idle connections back to the pool and close the pool's connections."""
-        while self._idle:
-            try:
-                pooled, _ = self._idle.pop()
-            except IndexError:
-                break
-            pooled.close()
+        while (idle := self._pop_idle()) is not None:
+            idle[0].close()
         self.engine.dispose()
 
 
