@@ -2,12 +2,13 @@
 
 Anyone may call these about anyone's address, so each request spends from budgets: its client
 address's (one per endpoint, and one that every request for a code shares), the identifier's it asks
-a code for, and the flow's it answers. The budgets are counted by Flask-Limiter's rate limiter, in
-its storage (``RATELIMIT_STORAGE_URI``: Redis in production) under ``RATELIMIT_KEY_PREFIX``, but
-checked here (``limited``) rather than through Flask-Limiter's decorators, which the public paths
-are exempt from: its per-request resolution of decorated, shared and blueprint limits cost more
-than the reset request's own work (bench/forgot.py). The rest of the service, the shop's
-authenticated API with its per-key limit, keeps Flask-Limiter as it comes (``init_app``).
+a code for, and the flow's it answers. The budgets are counted as Flask-Limiter's fixed window
+(the strategy ``create_app`` sets) counts them, under its keys and in its storage
+(``RATELIMIT_STORAGE_URI``: Redis in production) under ``RATELIMIT_KEY_PREFIX``, but checked here
+(``limited``) rather than through Flask-Limiter's decorators, which the public paths are exempt
+from: its per-request resolution of decorated, shared and blueprint limits cost more than the
+reset request's own work (bench/forgot.py). The rest of the service, the shop's authenticated API
+with its per-key limit, keeps Flask-Limiter as it comes (``init_app``).
 
 Limits are checked before any lookup, so a refusal looks the same for known and unknown
 identifiers: 429 ``rate_limited`` with ``Retry-After`` and nothing else. The answers carry no
@@ -23,7 +24,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app, request, session
@@ -174,16 +175,37 @@ def spend(budgets: tuple[Budget, ...], asked: Asked) -> None:
         return
     setup = _setup(current_app)
     strategy = limiter.limiter
+    storage = strategy.storage
     endpoint = request.endpoint or ""
     for budget in budgets:
         key = budget.key(asked)
         if key is None:
             continue
         scope = budget.scope or endpoint
-        for item in setup.items[budget.setting]:
-            if not strategy.hit(item, setup.prefix, key, scope):
-                reset = strategy.get_window_stats(item, setup.prefix, key, scope).reset_time
-                raise RateLimited(retry_after=max(1, math.ceil(reset - time.time())))
+        for window in setup.windows(budget.setting, scope):
+            if storage.incr(window.head + key + window.tail, window.seconds) > window.item.amount:
+                stats = strategy.get_window_stats(window.item, setup.prefix, key, scope)
+                raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One limit of a budget in one scope, as the fixed window counts it: the counter of a key is
+    ``head + key + tail`` (the key ``RateLimitItem.key_for`` makes, its fixed parts made once
+    instead of on every hit), and lives ``seconds``."""
+
+    item: RateLimitItem
+    head: str
+    tail: str
+    seconds: int
+
+    @staticmethod
+    def of(item: RateLimitItem, prefix: str, scope: str) -> _Window:
+        head, _, tail = item.key_for(prefix, _KEY, scope).partition(_KEY)
+        return _Window(item, head, tail, item.get_expiry())
+
+
+_KEY = "\x00"  # marks where the key goes in ``key_for``'s name (no prefix or scope holds it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +216,16 @@ class _Setup:
     items: dict[str, list[RateLimitItem]]
     prefix: str
     identifier_secret: bytes
+    _windows: dict[tuple[str, str], tuple[_Window, ...]] = field(default_factory=dict)
+
+    def windows(self, setting: str, scope: str) -> tuple[_Window, ...]:
+        """The limits of ``setting`` counted in ``scope`` (a budget's shared scope, or an
+        endpoint: a handful per app)."""
+        windows = self._windows.get((setting, scope))
+        if windows is None:
+            windows = tuple(_Window.of(item, self.prefix, scope) for item in self.items[setting])
+            self._windows[setting, scope] = windows
+        return windows
 
 
 def _setup(app: Flask) -> _Setup:

@@ -3,13 +3,15 @@
 import threading
 
 import pytest
+from limits import parse
 from sqlalchemy import update
 
+from recovery.api.recovery import EmailReset
 from recovery.clients.models import Scope
 from recovery.db import db
-from recovery.extensions import skipped_on
+from recovery.extensions import limiter, skipped_on
 from recovery.flows.models import RecoveryFlow
-from recovery.ratelimits import PUBLIC_PREFIXES
+from recovery.ratelimits import PUBLIC_PREFIXES, Asked, _setup, client_key, identifier_key
 from recovery.tokens.models import Secret
 from recovery.tokens.services import RESET_LINK, SecretService
 from tests import factories
@@ -169,6 +171,26 @@ def test_the_identifier_limit_looks_the_same_for_known_and_unknown(client, anna)
     # The limit is per identifier: spelling it differently does not get around it.
     assert request_reset(client, " ANNA@Example.com").status_code == 429
     assert len(mails("anna@example.com")) == 2
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [{"RESET_RATE_LIMIT_PER_IP": "7 per minute", "RESET_RATE_LIMIT_PER_IDENTIFIER": "4 per hour"}],
+)
+def test_budgets_are_flask_limiters_own_fixed_window_counters(client, app):
+    # The budgets name their counters themselves (for speed): Flask-Limiter's strategy, reading
+    # the same storage under its own names, must see every request they counted.
+    for _ in range(2):
+        assert request_reset(client, "anna@example.com").status_code == 202
+    with app.test_request_context():
+        setup, strategy = _setup(app), limiter.limiter
+        ip, identifier = parse("7 per minute"), parse("4 per hour")
+        asked = Asked(EmailReset(email="anna@example.com"))
+        by_ip = strategy.get_window_stats(ip, setup.prefix, client_key(asked), "code-requests")
+        by_address = strategy.get_window_stats(
+            identifier, setup.prefix, identifier_key(asked) or "", "identifiers"
+        )
+    assert (by_ip.remaining, by_address.remaining) == (5, 2)
 
 
 @pytest.mark.parametrize(
