@@ -46,9 +46,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
+from sqlalchemy.sql.elements import Null
 from sqlalchemy.types import TypeDecorator
 
 from recovery.errors import RecoveryError
@@ -542,6 +543,18 @@ def new_row(model: type[B], **values: Any) -> B:
     return obj
 
 
+def assign(obj: Base, **values: Any) -> None:
+    """Set attributes of ``obj``. A transient one (``new_row``'s, in no session yet) takes them
+    straight into its state, like ``new_row``: nothing tracks it, and its INSERT writes what it
+    holds. Any other goes through ``setattr`` (change events, the history a flush reads)."""
+    state = instance_state(obj)
+    if state.key is None and state.session_id is None:
+        vars(obj).update(values)
+        return
+    for key, value in values.items():
+        setattr(obj, key, value)
+
+
 @functools.lru_cache(maxsize=64)
 def _attribute_names(model: type[Base]) -> frozenset[str]:
     return frozenset(sa_inspect(model).attrs.keys())
@@ -793,8 +806,29 @@ def _driver_columns(model: type[Base], index: int, dialect: Dialect) -> tuple[_C
 
 
 def _driver_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
-    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    impl = type_.dialect_impl(dialect)
+    if isinstance(impl, JSON):
+        return _json_text(impl)
+    processor: Callable[[Any], Any] | None = impl.bind_processor(dialect)
     return processor
+
+
+def _json_text(type_: JSON) -> Callable[[Any], Any]:
+    """A JSON column's value as its text (``json_document``), which the statement casts: what
+    SQLAlchemy's processor sends, without the driver's wrapper object and its dumper (a third of
+    the cost of sending an insert's parameters)."""
+    none_as_null = type_.none_as_null
+
+    def process(value: Any) -> str | None:
+        if value is None:
+            return None if none_as_null else "null"
+        if value is JSON.NULL:
+            return "null"
+        if isinstance(value, Null):  # SQL's NULL, as SQLAlchemy's processor takes it
+            return None
+        return json_document(value)
+
+    return process
 
 
 def _param(index: int, name: str) -> str:

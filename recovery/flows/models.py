@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from recovery.db import Base, Json, UTCDateTime, str_enum, utcnow
+from recovery.db import Base, Json, UTCDateTime, assign, str_enum, utcnow
 
 
 class FlowStatus(enum.StrEnum):
@@ -48,4 +48,4 @@ class RecoveryFlow(Base):
     def record(self, node: str, event: str, **detail: Any) -> None:
         """Append to the trail (a new list, so the JSON column is seen as changed)."""
         entry = {"at": utcnow().isoformat(), "node": node, "event": event, **detail}
-        self.trail = [*self.trail, entry]
+        assign(self, trail=[*self.trail, entry])

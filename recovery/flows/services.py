@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import instance_state
 
 from recovery.accounts.models import Account
 from recovery.config import origin_of
-from recovery.db import insert_alone, new_row, utcnow
+from recovery.db import assign, insert_alone, new_row, utcnow
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -124,7 +124,7 @@ class FlowService:
         flow = self._active(flow_id)
         if self.tree[flow.node].type is not NodeType.EMAIL_FORM:
             flow.record(flow.node, "jumped", to=EMAIL_NODE)
-            flow.node = EMAIL_NODE
+            assign(flow, node=EMAIL_NODE)
         return self._apply(flow, flow.node, email)
 
     def _new(
@@ -208,7 +208,7 @@ class FlowService:
         return handler(self, flow, node, value)
 
     def _move(self, flow: RecoveryFlow, node_id: str, completion: Completion | None = None) -> Step:
-        flow.node = node_id
+        assign(flow, node=node_id)
         return Step(flow, self.tree[node_id], completion)
 
     # -- one handler per node type -------------------------------------------------------------------
@@ -217,7 +217,7 @@ class FlowService:
         option = next((o for o in node.options if o.value == value), None)
         if option is None:
             raise _bad_value(f"must be one of {', '.join(o.value for o in node.options)}")
-        flow.answers = {**flow.answers, node.id: value}
+        assign(flow, answers={**flow.answers, node.id: value})
         flow.record(node.id, "answered", value=value)
         return self._move(flow, option.next)
 

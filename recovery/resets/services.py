@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from recovery.accounts import password_policy
 from recovery.accounts.models import Account, AccountStatus, Identity
 from recovery.accounts.passwords import hash_password
-from recovery.db import Base, utcnow
+from recovery.db import Base, assign, utcnow
 from recovery.errors import InvalidToken, TooManyAttempts
 from recovery.flows.models import FlowStatus, RecoveryFlow
 from recovery.identity import normalise
@@ -124,7 +124,7 @@ class ResetService:
         Nothing here looks at accounts: every request writes the same rows, whoever owns
         ``email``. ``email`` must be normalised."""
         masked = normalise.mask_email(email)
-        flow.answers = {**flow.answers, "email": masked}
+        assign(flow, answers={**flow.answers, "email": masked})
         flow.record(flow.node, "email_requested", email=masked)
         return self.outbox.task(
             EMAIL_RESET_TASK, {"flow_id": flow.id, "email": email, "locale": flow.locale}

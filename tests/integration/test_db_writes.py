@@ -14,6 +14,7 @@ from recovery import db as db_module
 from recovery.db import (
     AUTOCOMMIT_WRITER,
     AutocommitWriter,
+    assign,
     db,
     insert_alone,
     insert_new,
@@ -326,6 +327,56 @@ def test_new_row_holds_its_values_and_the_models_defaults_without_change_events(
     stored = db.session.get(RecoveryFlow, "f-new-row")
     assert stored.node == "email" and stored.status is FlowStatus.ACTIVE
     assert [entry["event"] for entry in stored.trail] == ["started"]
+
+
+def test_assign_skips_change_events_only_while_no_session_has_the_object(app):
+    sets = []
+
+    def on_set(target, value, *args):
+        sets.append(value)
+
+    event.listen(RecoveryFlow.node, "set", on_set)
+    try:
+        flow = new_row(
+            RecoveryFlow,
+            id="f-assign",
+            node="start",
+            expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+        )
+        assign(flow, node="email", answers={"email": "j***@example.com"})
+        assert sets == [] and flow.node == "email"  # transient: nothing tracks it
+        db.session.add(flow)
+        assign(flow, node="email_code")  # pending: tracked as any change
+        assert sets == ["email_code"]
+        db.session.commit()
+        assign(flow, node="done")  # persistent: tracked, and flushed
+        assert sets == ["email_code", "done"]
+        db.session.commit()
+    finally:
+        event.remove(RecoveryFlow.node, "set", on_set)
+    db.session.expire_all()
+    stored = db.session.get(RecoveryFlow, "f-assign")
+    assert stored.node == "done" and stored.answers == {"email": "j***@example.com"}
+
+
+@pytest.mark.postgres
+def test_insert_alone_sends_json_columns_as_documents(engines):
+    flow = _flow("f-json")
+    flow.trail = [{"event": "started", "n": 1}]
+    with engines.session() as session:
+        insert_alone(session, flow, _task("k-json"))
+    with engines.engine.connect() as connection:
+        kinds = connection.execute(
+            text(
+                "SELECT jsonb_typeof(answers), jsonb_typeof(trail), trail->0->>'event'"
+                " FROM recovery_flow WHERE id = 'f-json'"
+            )
+        ).one()
+        payload = connection.execute(
+            text("SELECT payload FROM outbox_message WHERE idempotency_key = 'k-json'")
+        ).scalar_one()
+    assert tuple(kinds) == ("object", "array", "started")
+    assert payload == {"task": "email_reset", "args": {}}
 
 
 def test_new_row_refuses_names_that_are_not_attributes():
