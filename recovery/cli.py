@@ -232,7 +232,7 @@ def worker_command(once: bool, interval: float | None) -> None:
     from providers.webhooks import HttpWebhookSender
     from recovery.outbox.settings import DeliverySettings
     from recovery.outbox.worker import Worker
-    from recovery.wiring import task_handlers
+    from recovery.wiring import intakes, task_handlers
 
     settings = DeliverySettings.from_config(current_app.config)
     mail: MailTransport
@@ -241,7 +241,7 @@ def worker_command(once: bool, interval: float | None) -> None:
     else:
         mail = MailboxTransport()
     webhooks = HttpWebhookSender()
-    worker = Worker(db.sessions, mail, webhooks, settings, tasks=task_handlers())
+    worker = Worker(db.sessions, mail, webhooks, settings, tasks=task_handlers(), intakes=intakes())
     try:
         if once:
             worker.run_until_idle()

@@ -514,7 +514,7 @@ def sparse_index(table: str, column_name: str) -> Index:
 
 # -- rows a request writes once -------------------------------------------------------------------
 #
-# A request that only records itself (an email-reset request: a new flow and its task) should cost
+# A request that only records itself (an email-reset request: the new flow carrying it) should cost
 # one round trip, not the unit of work's bookkeeping for objects it never reads again.
 
 

@@ -17,7 +17,7 @@ from recovery.db import db
 from recovery.flows.services import FlowService, FlowSettings
 from recovery.outbox.services import OutboxService
 from recovery.outbox.settings import DeliverySettings
-from recovery.outbox.worker import TaskHandler
+from recovery.outbox.worker import Intake, TaskHandler
 from recovery.resets.services import EMAIL_RESET_TASK, ResetService, Settings
 from recovery.tokens.services import EMAIL_CODE, RESET_LINK, SMS_CODE, SecretService
 
@@ -102,3 +102,13 @@ def _send_email_reset(session: Session, args: dict[str, Any]) -> None:
 def task_handlers() -> dict[str, TaskHandler]:
     """What ``recovery worker`` runs for each task a request hands over (``enqueue_task``)."""
     return {EMAIL_RESET_TASK: _send_email_reset}
+
+
+def _take_email_requests(session: Session, limit: int) -> int:
+    return reset_service(session).take_requests(limit)
+
+
+def intakes() -> list[Intake]:
+    """What ``recovery worker`` takes in before it delivers: the email-reset requests that new
+    flows carry (``ResetService.take_requests``)."""
+    return [_take_email_requests]

@@ -7,7 +7,7 @@ import enum
 import secrets
 from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, Json, UTCDateTime, assign, str_enum, utcnow
@@ -24,8 +24,21 @@ def new_flow_id() -> str:
     return secrets.token_urlsafe(18)
 
 
+#: Flows carrying a request the worker has yet to take (``RecoveryFlow.pending_email``), oldest
+#: first: the worker's pick-up reads this index, which holds only those rows.
+PENDING = text("pending_email IS NOT NULL")
+
+
 class RecoveryFlow(Base):
     __tablename__ = "recovery_flow"
+    __table_args__ = (
+        Index(
+            "ix_recovery_flow_pending",
+            "created_at",
+            postgresql_where=PENDING,
+            sqlite_where=PENDING,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_flow_id)
     node: Mapped[str] = mapped_column(String(32))
@@ -44,6 +57,10 @@ class RecoveryFlow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The (normalised) address of the email-reset request that started this flow, until the
+    #: worker takes it (``ResetService.take_requests``): the request writes this one row instead
+    #: of the flow and an outbox task.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
 
     def record(self, node: str, event: str, **detail: Any) -> None:
         """Append to the trail (a new list, so the JSON column is seen as changed)."""

@@ -226,14 +226,15 @@ class FlowService:
             email = normalise.email(value)
         except normalise.InvalidValue as exc:
             raise _bad_value(str(exc)) from None
-        task = self.resets.request_email_reset(flow, email)
+        new_flow = instance_state(flow).transient
+        task = self.resets.request_email_reset(flow, email, new_flow=new_flow)
         assert node.next is not None
         step = self._move(flow, node.next)
-        if instance_state(flow).transient:
-            # A new flow and its task are all this request writes: one INSERT statement, its own
+        if task is None:
+            # A new flow carrying its request is all this request writes: one row, its own
             # transaction, whose commit need not wait for the disk (a request anyone may simply
             # make again). Nothing is written after it.
-            insert_alone(self.session, flow, task)
+            insert_alone(self.session, flow)
         else:
             self.session.add(task)
         return step

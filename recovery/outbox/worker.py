@@ -32,7 +32,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -65,6 +65,9 @@ RECORD_TRIES = 5
 
 #: Runs one task: the worker's session (its transaction) and the task's ``args``.
 TaskHandler = Callable[[Session, dict[str, Any]], None]
+#: Takes up to ``limit`` pieces of work that wait outside the outbox (the requests new flows
+#: carry) in the worker's session and transaction; returns how many it took.
+Intake = Callable[[Session, int], int]
 
 
 @dataclass(slots=True)
@@ -78,8 +81,8 @@ class WorkerStats:
 
 class Worker:
     """Delivers the outbox's mail and webhooks and runs its tasks (``tasks`` maps each task name to
-    its handler; without any, task rows wait for a worker that has them). SMS rows wait for an
-    SMS-capable worker."""
+    its handler; without any, task rows wait for a worker that has them), after taking in the work
+    its ``intakes`` find. SMS rows wait for an SMS-capable worker."""
 
     def __init__(
         self,
@@ -89,6 +92,7 @@ class Worker:
         settings: DeliverySettings,
         *,
         tasks: Mapping[str, TaskHandler] | None = None,
+        intakes: Sequence[Intake] = (),
         clock: Callable[[], dt.datetime] = utcnow,
         jitter: Callable[[], float] | None = None,
     ) -> None:
@@ -102,17 +106,20 @@ class Worker:
         self._stop = threading.Event()
         self.stats = WorkerStats()
         self.tasks = dict(tasks or {})
+        self.intakes = tuple(intakes)
         self.channels = (Channel.MAIL, Channel.WEBHOOK) + ((Channel.TASK,) if self.tasks else ())
 
     # -- running -----------------------------------------------------------------------------------
 
     def run_once(self, limit: int = 50) -> int:
-        """Deliver up to ``limit`` due messages, oldest due first; return how many were attempted.
+        """Take in up to ``limit`` pieces of work from each intake, each intake in a transaction of
+        its own, then deliver due messages, oldest due first, up to ``limit`` in all; return how
+        many were taken in or attempted.
 
         A message whose attempt failed is rescheduled into the future, so one call never tries the
         same message twice. Stops early (after the current message) when ``stop()`` was called.
         """
-        handled = 0
+        handled = self._take_in(limit)
         while handled < limit and not self._stop.is_set():
             if not self._deliver_next():
                 break
@@ -168,6 +175,15 @@ class Worker:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("outbox worker: %s received, stopping", signal.Signals(signum).name)
         self._stop.set()
+
+    def _take_in(self, limit: int) -> int:
+        taken = 0
+        for intake in self.intakes:
+            if self._stop.is_set():
+                break
+            with self._sessions() as session, session.begin():
+                taken += intake(session, limit)
+        return taken
 
     # -- one message -------------------------------------------------------------------------------
 

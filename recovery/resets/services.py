@@ -1,11 +1,12 @@
 """Self-service recovery by email: request a link and code, prove control, set a password, finish.
 
 DESIGN §5 shapes every step. A request only records itself and hands the rest to the outbox worker
-as a task (look the address up, issue the secrets, write the mail), so the request does the same
-work, in the same time, whether or not the address belongs to an account: neither its answer nor
-its timing can tell anyone who has one. A password change kills every outstanding secret (they
-are bound to the password), tells every verified address with a "this wasn't me" link, and tells
-the shop to end old sessions. The only sign-in a recovery grants is the single login ticket.
+(look the address up, issue the secrets, write the mail), on the new flow it starts or as a task,
+so the request does the same work, in the same time, whether or not the address belongs to an
+account: neither its answer nor its timing can tell anyone who has one. A password change kills
+every outstanding secret (they are bound to the password), tells every verified address with a
+"this wasn't me" link, and tells the shop to end old sessions. The only sign-in a recovery grants
+is the single login ticket.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class Outbox(Protocol):
     ) -> object:
         """Store one signed webhook event for the shop."""
 
+    def enqueue_task(self, task: str, args: dict[str, Any]) -> None:
+        """Queue one task for the worker in the session's transaction."""
+
     def task(self, task: str, args: dict[str, Any]) -> Base:
         """One task for the worker (which calls the handler registered for ``task``), as the
         row the caller stores."""
@@ -68,6 +72,11 @@ log = logging.getLogger(__name__)
 
 #: The worker's task that answers an email-reset request (``ResetService.send_email_reset``).
 EMAIL_RESET_TASK = "email_reset"
+
+
+def _task_args(flow_id: str, email: str, locale: str) -> dict[str, Any]:
+    """The arguments of an ``EMAIL_RESET_TASK`` (``wiring`` hands them to ``send_email_reset``)."""
+    return {"flow_id": flow_id, "email": email, "locale": locale}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +126,49 @@ class ResetService:
 
     # -- 1. ask for a link and a code ---------------------------------------------------------------
 
-    def request_email_reset(self, flow: RecoveryFlow, email: str) -> Base:
-        """Record the request on ``flow`` and return the task that answers it
-        (``send_email_reset``): the caller stores the task with the flow.
+    def request_email_reset(
+        self, flow: RecoveryFlow, email: str, *, new_flow: bool = False
+    ) -> Base | None:
+        """Record the request on ``flow`` and hand its answer (``send_email_reset``) to the
+        worker. A ``new_flow`` (one this request starts, in no session yet) carries the request
+        itself (``pending_email``, which ``take_requests`` picks up): the request then writes that
+        one row. For any other flow the answer is a task, returned for the caller to store with
+        the flow's changes (the flow may still carry its first request).
 
         Nothing here looks at accounts: every request writes the same rows, whoever owns
         ``email``. ``email`` must be normalised."""
         masked = normalise.mask_email(email)
         assign(flow, answers={**flow.answers, "email": masked})
         flow.record(flow.node, "email_requested", email=masked)
-        return self.outbox.task(
-            EMAIL_RESET_TASK, {"flow_id": flow.id, "email": email, "locale": flow.locale}
-        )
+        if new_flow:
+            assign(flow, pending_email=email)
+            return None
+        return self.outbox.task(EMAIL_RESET_TASK, _task_args(flow.id, email, flow.locale))
+
+    def take_requests(self, limit: int) -> int:
+        """The worker's pick-up of the requests flows carry (``request_email_reset``): up to
+        ``limit`` of them, oldest first, each answered (``send_email_reset``) in a savepoint of the
+        caller's transaction, its flow cleared. Flows another worker holds are skipped
+        (PostgreSQL). A request whose answer fails becomes an outbox task, retried with backoff
+        and dead-lettered like any other: none is lost or answered twice. Returns how many were
+        taken."""
+        flows = self.session.scalars(
+            select(RecoveryFlow)
+            .where(RecoveryFlow.pending_email.is_not(None))
+            .order_by(RecoveryFlow.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for flow in flows:
+            email = flow.pending_email or ""
+            flow.pending_email = None
+            try:
+                with self.session.begin_nested():
+                    self.send_email_reset(flow.id, email, flow.locale)
+            except Exception:
+                log.exception("email reset of flow %s failed; handed to the outbox", flow.id)
+                self.outbox.enqueue_task(EMAIL_RESET_TASK, _task_args(flow.id, email, flow.locale))
+        return len(flows)
 
     def send_email_reset(self, flow_id: str, email: str, locale: str) -> None:
         """The worker's half of a request: a link and a code to ``email`` if it is a verified

@@ -8,7 +8,7 @@ from recovery.db import db
 from recovery.outbox.models import Channel, OutboxMessage
 from recovery.outbox.settings import DeliverySettings
 from recovery.outbox.worker import Worker
-from recovery.wiring import task_handlers
+from recovery.wiring import intakes, task_handlers
 from tests import factories
 
 STRONG = "a long passphrase nobody guesses 2026"
@@ -35,6 +35,7 @@ def run_tasks():
         None,
         DeliverySettings.from_config(current_app.config),
         tasks=task_handlers(),
+        intakes=intakes(),
     )
     worker.channels = (Channel.TASK,)
     while worker.run_once():

@@ -1,6 +1,7 @@
 """DESIGN §5.1 and §5.2 through the API: uniform answers, and links and codes that work once."""
 
 import re
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -11,8 +12,12 @@ from recovery.db import db
 from recovery.errors import RecoveryError, TooManyAttempts
 from recovery.flows.models import RecoveryFlow
 from recovery.outbox.models import Channel, OutboxMessage
+from recovery.outbox.settings import DeliverySettings
+from recovery.outbox.worker import Worker
+from recovery.resets.services import ResetService
 from recovery.tokens.models import Secret
 from recovery.tokens.services import EMAIL_CODE, SecretService
+from recovery.wiring import intakes, secret_service
 from tests import factories
 from tests.conftest import TEST_SECRET_KEYS
 from tests.integration.conftest import (
@@ -22,6 +27,7 @@ from tests.integration.conftest import (
     mails,
     new_password,
     request_reset,
+    run_tasks,
 )
 
 #: Clock readings and request ids, not knowledge (the limiter's counters are not shown here).
@@ -48,8 +54,9 @@ def test_known_and_unknown_addresses_get_identical_answers(client, anna):
 def test_a_request_does_the_same_database_work_for_known_and_unknown_addresses(
     client, anna, connection, new_flow
 ):
-    """The request only records itself and queues a task: it never reads an account, so neither
-    its answer nor its timing can depend on one (DESIGN §5.1). The worker does the rest."""
+    """The request only records itself and hands the rest to the worker (on the new flow it
+    starts, or as a task): it never reads an account, so neither its answer nor its timing can
+    depend on one (DESIGN §5.1)."""
     statements = []
 
     def record(conn, cursor, statement, *args):
@@ -71,26 +78,116 @@ def test_a_request_does_the_same_database_work_for_known_and_unknown_addresses(
     assert known == unknown
     touched = " ".join(known).lower()
     tables = set(re.findall(r"\b(?:from|join|into|update)\s+(\w+)", touched))
-    assert "outbox_message" in tables and not tables & {"identity", "account", "secret"}
-    if new_flow and connection.dialect.name == "postgresql":
-        # The new flow and its task: one statement (and the test's savepoint around it).
-        assert [s for s in known if "SAVEPOINT" not in s] == [known[1]]
-        assert re.match(r"WITH new_0 AS\s+\(INSERT INTO recovery_flow", known[1])
+    assert not tables & {"identity", "account", "secret"}
+    if not new_flow:
+        assert "outbox_message" in tables  # the flow's changes and a task
+        return
+    # The new flow, carrying the request: one row (and the test's savepoint around it).
+    assert tables == {"recovery_flow"} and "pending_email" in touched
+    assert [s for s in known if "SAVEPOINT" not in s] == [known[1]]
 
 
 @pytest.mark.postgres
 def test_a_request_without_a_flow_is_one_round_trip_on_postgresql(committed_app, sent_by_psycopg):
-    """Served for real (its own session, committing): the new flow and its task are one
-    statement on a connection in autocommit, so no BEGIN or COMMIT round trip of their own."""
+    """Served for real (its own session, committing): the new flow, carrying the request, is one
+    statement on a connection in autocommit, so no BEGIN or COMMIT round trip of its own."""
     client = committed_app.test_client()
     assert request_reset(client, "first@example.com").status_code == 202  # connected, warm
     sent_by_psycopg.clear()
     answer = request_reset(client, "nobody@example.com")
     assert answer.status_code == 202
     ((statement, autocommit),) = sent_by_psycopg
-    assert autocommit and re.match(r"WITH new_0 AS\s+\(INSERT INTO recovery_flow", statement)
+    assert autocommit and re.match(r"INSERT INTO recovery_flow", statement)
     flow = client.get(f"/api/v1/recovery/flows/{answer.get_json()['flow_id']}")
     assert flow.status_code == 200 and flow.get_json()["node"]["id"] == "email_code"
+
+
+def _pending():
+    return db.session.scalars(
+        select(RecoveryFlow.id).where(RecoveryFlow.pending_email.is_not(None))
+    ).all()
+
+
+def _tasks():
+    return db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.channel == Channel.TASK)
+    ).all()
+
+
+def test_a_new_flow_carries_its_request_until_the_worker_answers_it(client, anna):
+    flow_id = request_reset(client, "Anna@Example.com").get_json()["flow_id"]
+    again = request_reset(client, "anna@example.com", flow_id)  # an existing flow: a task
+    assert again.status_code == 202
+    assert _pending() == [flow_id] and len(_tasks()) == 1
+    flow = db.session.get(RecoveryFlow, flow_id)
+    assert flow.pending_email == "anna@example.com"  # normalised, as the task's would be
+    assert len(mails("anna@example.com")) == 2  # (runs the worker) one mail per request
+    assert _pending() == []
+    assert len(mails("anna@example.com")) == 2  # and no request is answered twice
+
+
+def test_a_request_the_worker_fails_to_answer_becomes_a_task_and_is_not_lost(
+    client, anna, monkeypatch, caplog
+):
+    flow_id = request_reset(client, "anna@example.com").get_json()["flow_id"]
+    real = ResetService.send_email_reset
+    calls = []
+
+    def failing_once(self, *args):
+        calls.append(args)
+        if len(calls) == 1:
+            secret_service(self.session).issue_code(EMAIL_CODE, None, flow_id, "email")
+            raise RuntimeError("the lookup broke")
+        return real(self, *args)
+
+    monkeypatch.setattr(ResetService, "send_email_reset", failing_once)
+    run_tasks()
+    # The failed answer took back what it wrote and went to the outbox, which retried it.
+    assert "failed; handed to the outbox" in caplog.text
+    assert calls == [(flow_id, "anna@example.com", "pl")] * 2
+    assert _pending() == [] and [t.payload["args"]["flow_id"] for t in _tasks()] == [flow_id]
+    assert len(mails("anna@example.com")) == 1
+    codes = db.session.scalars(select(Secret).where(Secret.flow_id == flow_id)).all()
+    assert len([c for c in codes if c.account_id is None]) == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("app_config", [{"RESET_RATE_LIMIT_PER_IP": "100 per minute"}])
+def test_two_workers_take_each_carried_request_once(committed_app):
+    client = committed_app.test_client()
+    total = 40
+    for i in range(total):
+        assert request_reset(client, f"nobody{i}@example.com").status_code == 202
+    with committed_app.app_context():
+        sessions = db.sessions
+        intake = intakes()
+    taken: list[int] = []
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with committed_app.app_context():  # as `recovery worker` runs
+                worker = Worker(sessions, None, None, DeliverySettings(), intakes=intake)
+                worker.channels = ()  # taking in only: the mail it queues stays for the count
+                barrier.wait()
+                while (n := worker.run_once(limit=3)) > 0:
+                    taken.append(n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and sum(taken) == total
+    with committed_app.app_context():
+        assert _pending() == []
+        notices = db.session.scalars(
+            select(OutboxMessage.idempotency_key).where(OutboxMessage.channel == Channel.MAIL)
+        ).all()
+        assert len(notices) == total  # one unknown-address notice per request, none twice
 
 
 def test_an_address_that_is_not_one_is_a_field_error_naming_email(client):
