@@ -112,19 +112,20 @@ class Worker:
     # -- running -----------------------------------------------------------------------------------
 
     def run_once(self, limit: int = 50) -> int:
-        """Take in up to ``limit`` pieces of work from each intake, each intake in a transaction of
-        its own, then deliver due messages, oldest due first, up to ``limit`` in all; return how
-        many were taken in or attempted.
+        """Take in up to ``limit`` pieces of work from each intake (each intake in a transaction
+        of its own), then deliver up to ``limit`` due messages, oldest due first; return how many
+        were taken in and attempted. A stream of new work never holds up the delivery.
 
         A message whose attempt failed is rescheduled into the future, so one call never tries the
         same message twice. Stops early (after the current message) when ``stop()`` was called.
         """
-        handled = self._take_in(limit)
+        taken = self._take_in(limit)
+        handled = 0
         while handled < limit and not self._stop.is_set():
             if not self._deliver_next():
                 break
             handled += 1
-        return handled
+        return taken + handled
 
     def run_forever(self, poll_interval: float | None = None) -> None:
         """Deliver until SIGTERM or SIGINT (or ``stop()``), waiting ``poll_interval`` when idle.

@@ -88,3 +88,19 @@ def test_a_worker_without_tasks_leaves_them_waiting(app):
 def test_task_names_are_checked(app, name):
     with pytest.raises(ValueError, match="task names are lower-case words"):
         outbox().enqueue_task(name, {})
+
+
+def test_work_taken_in_runs_first_and_never_holds_up_delivery(app):
+    _mail(db.session, "due-mail")
+    db.session.commit()
+    asked = []
+
+    def always_more(session, limit):  # as if requests kept coming faster than it takes them
+        asked.append(limit)
+        return limit
+
+    worker = Worker(
+        db.sessions, MailboxTransport(), None, settings(), intakes=[always_more], jitter=lambda: 0
+    )
+    assert worker.run_once(limit=5) == 6  # five taken in, then the due mail delivered
+    assert asked == [5] and len(worker.mail.sent) == 1
