@@ -295,26 +295,30 @@ def test_a_driver_statement_refuses_values_bound_by_the_statement_itself():
         db_module._DriverStatement.of(select(literal(1)), psycopg.dialect())
 
 
-def test_new_row_holds_its_values_and_the_models_defaults_without_change_events(app):
+@pytest.fixture
+def node_sets():
+    """The values set on any flow's ``node`` through the ORM's attribute events, in order."""
     sets = []
 
     def on_set(target, value, *args):
         sets.append(value)
 
     event.listen(RecoveryFlow.node, "set", on_set)
-    try:
-        flow = new_row(
-            RecoveryFlow,
-            id="f-new-row",
-            node="start",
-            expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
-            status=None,  # None takes the default, as a NULL column with a default would
-        )
-        assert sets == []  # the constructor would have fired one
-        flow.node = "email"
-        assert sets == ["email"]  # set later: tracked as on any object
-    finally:
-        event.remove(RecoveryFlow.node, "set", on_set)
+    yield sets
+    event.remove(RecoveryFlow.node, "set", on_set)
+
+
+def test_new_row_holds_its_values_and_the_models_defaults_without_change_events(app, node_sets):
+    flow = new_row(
+        RecoveryFlow,
+        id="f-new-row",
+        node="start",
+        expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+        status=None,  # None takes the default, as a NULL column with a default would
+    )
+    assert node_sets == []  # the constructor would have fired one
+    flow.node = "email"
+    assert node_sets == ["email"]  # set later: tracked as on any object
     assert inspect(flow).transient
     assert flow.status is FlowStatus.ACTIVE and flow.trail == [] and flow.answers == {}
     assert flow.locale == "pl" and flow.return_to is None and flow.created_at is not None
@@ -329,31 +333,19 @@ def test_new_row_holds_its_values_and_the_models_defaults_without_change_events(
     assert [entry["event"] for entry in stored.trail] == ["started"]
 
 
-def test_assign_skips_change_events_only_while_no_session_has_the_object(app):
-    sets = []
-
-    def on_set(target, value, *args):
-        sets.append(value)
-
-    event.listen(RecoveryFlow.node, "set", on_set)
-    try:
-        flow = new_row(
-            RecoveryFlow,
-            id="f-assign",
-            node="start",
-            expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
-        )
-        assign(flow, node="email", answers={"email": "j***@example.com"})
-        assert sets == [] and flow.node == "email"  # transient: nothing tracks it
-        db.session.add(flow)
-        assign(flow, node="email_code")  # pending: tracked as any change
-        assert sets == ["email_code"]
-        db.session.commit()
-        assign(flow, node="done")  # persistent: tracked, and flushed
-        assert sets == ["email_code", "done"]
-        db.session.commit()
-    finally:
-        event.remove(RecoveryFlow.node, "set", on_set)
+def test_assign_skips_change_events_only_while_no_session_has_the_object(app, node_sets):
+    flow = new_row(
+        RecoveryFlow, id="f-assign", node="start", expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    )
+    assign(flow, node="email", answers={"email": "j***@example.com"})
+    assert node_sets == [] and flow.node == "email"  # transient: nothing tracks it
+    db.session.add(flow)
+    assign(flow, node="email_code")  # pending: tracked as any change
+    assert node_sets == ["email_code"]
+    db.session.commit()
+    assign(flow, node="done")  # persistent: tracked, and flushed
+    assert node_sets == ["email_code", "done"]
+    db.session.commit()
     db.session.expire_all()
     stored = db.session.get(RecoveryFlow, "f-assign")
     assert stored.node == "done" and stored.answers == {"email": "j***@example.com"}
