@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from recovery.outbox.mail import TEMPLATE_DIR, MailRenderer
 from recovery.outbox.models import OutboxMessage
 from recovery.outbox.services import OutboxService
 from recovery.outbox.settings import DeliverySettings
-from recovery.outbox.worker import Worker
+from recovery.outbox.worker import Intake, Worker
 
 TEST_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "mail"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -281,6 +281,7 @@ class Workers:
         *,
         smtp: SmtpServer | None = None,
         webhooks: Any = None,
+        intakes: Sequence[Intake] = (),
         **changes: Any,
     ) -> Worker:
         if smtp is not None:
@@ -293,6 +294,7 @@ class Workers:
             mail or MailboxTransport(),
             webhooks,
             settings(**changes),
+            intakes=intakes,
             clock=self.clock,
             jitter=lambda: 0.0,
         )

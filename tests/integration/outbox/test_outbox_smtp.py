@@ -7,7 +7,11 @@ import pytest
 
 from providers.errors import DeliveryError
 from providers.mail import SmtpTransport
+from recovery.db import db
 from recovery.outbox.models import MessageStatus
+from recovery.wiring import intakes
+from tests import factories
+from tests.integration.conftest import request_reset
 from tests.integration.outbox.conftest import SmtpServer, enqueue, free_port, rows
 
 
@@ -249,3 +253,42 @@ def test_a_delivered_mail_that_carried_a_secret_keeps_no_body(make_worker, smtp_
     secret_row, plain_row = sorted(rows(), key=lambda r: r.idempotency_key, reverse=True)
     assert (secret_row.payload["text"], secret_row.payload["html"]) == (REDACTED, REDACTED)
     assert "token=SECRET" in plain_row.payload["text"]
+
+
+@pytest.mark.parametrize("app_config", [{"RESET_RATE_LIMIT_PER_IP": "1000 per minute"}])
+def test_reset_requests_during_an_outage_are_all_answered_once_the_server_is_back(
+    client, make_worker
+):
+    """The acceptance test of the outbox: 200 reset requests while nothing listens on the SMTP
+    port, then the server comes back and every mail arrives, once."""
+    known = [f"customer{i}@example.com" for i in range(100)]
+    for address in known:
+        factories.account(None, ("email", address, True))
+    db.session.commit()
+    unknown = [f"nobody{i}@example.com" for i in range(100)]
+    server = SmtpServer()  # its port is chosen but nothing listens yet
+
+    answers = [request_reset(client, address) for address in [*known, *unknown]]
+    assert {a.status_code for a in answers} == {202}
+    assert rows() == []  # the requests wrote their flows and nothing else: no mail yet
+
+    worker = make_worker(smtp=server, intakes=intakes())
+    assert worker.run_once(limit=500) == 400  # 200 requests answered, 200 mails tried and failed
+    stored = rows()
+    assert len(stored) == 200 and {r.status for r in stored} == {MessageStatus.PENDING}
+    server.start()
+    try:
+        make_worker.clock.advance(3600)
+        assert worker.run_once(limit=500) == 200
+        make_worker.clock.advance(3600)
+        assert worker.run_once(limit=500) == 0
+        received = server.inbox.messages()
+    finally:
+        server.stop()
+    assert len({m["Message-ID"] for m in received}) == len(received) == 200
+    by_address = {m["To"]: m for m in received}
+    assert sorted(by_address) == sorted([*known, *unknown])
+    assert all(
+        "/recover/reset?token=" in by_address[a].get_body(("plain",)).get_content() for a in known
+    )
+    assert not any("token=" in by_address[a].get_body(("plain",)).get_content() for a in unknown)
