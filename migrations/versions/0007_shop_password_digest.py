@@ -25,5 +25,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("account") as batch:
-        batch.drop_column("shop_password_digest")
+    # ALTER TABLE ... DROP COLUMN on SQLite too (3.35+), not a batch rebuild of the table: with
+    # foreign keys on, dropping the old table would delete every account's identities and
+    # secrets (CASCADE) and unlink its orders and flows (SET NULL).
+    op.drop_column("account", "shop_password_digest")

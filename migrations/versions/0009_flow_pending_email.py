@@ -4,7 +4,9 @@
 index (``ix_recovery_flow_pending``, on ``created_at`` where the column is set) lets the worker
 find such flows oldest first without reading the rest. A reset request that starts a flow then
 writes one row, not the flow and an outbox task. The column is empty for every existing flow:
-their requests are tasks already.
+their requests are tasks already. Building the index reads the whole table while new flows wait
+(PostgreSQL): on a large database, run it in a quiet hour. Deploy the workers first: an older one
+does not take these requests (they wait, nothing is lost).
 
 Revision ID: 0009
 Revises: 0008
@@ -25,8 +27,7 @@ PENDING = sa.text("pending_email IS NOT NULL")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("recovery_flow") as batch:
-        batch.add_column(sa.Column("pending_email", sa.String(length=320), nullable=True))
+    op.add_column("recovery_flow", sa.Column("pending_email", sa.String(length=320), nullable=True))
     op.create_index(
         "ix_recovery_flow_pending",
         "recovery_flow",
@@ -45,5 +46,6 @@ def downgrade() -> None:
     if waiting.scalar_one():
         raise RuntimeError("flows still carry email-reset requests: run `recovery worker --once`")
     op.drop_index("ix_recovery_flow_pending", table_name="recovery_flow")
-    with op.batch_alter_table("recovery_flow") as batch:
-        batch.drop_column("pending_email")
+    # ALTER TABLE ... DROP COLUMN on SQLite too (3.35+), not a batch rebuild of the table: with
+    # foreign keys on, dropping the old table would delete every secret of every flow (CASCADE).
+    op.drop_column("recovery_flow", "pending_email")

@@ -112,17 +112,23 @@ class OutboxService:
         payload = {"type": event_type, "timestamp": _iso(utcnow()), "data": dict(data)}
         return self._insert(Channel.WEBHOOK, idempotency_key, payload)
 
-    def enqueue_task(self, task: str, args: Mapping[str, Any]) -> None:
+    def enqueue_task(
+        self, task: str, args: Mapping[str, Any], due: dt.datetime | None = None
+    ) -> None:
         """Queue ``task`` with its JSON ``args`` for the worker, which runs the handler registered
         under that name (``recovery.wiring.task_handlers``) in a transaction of its own, after this
         one commits. A request hands over work this way so the client does not wait for it.
 
         Each call is a new task (its key is random): a retried request asks again, as the person
-        did. The row joins the session's next flush, next to the change that caused it.
+        did. The row joins the session's next flush, next to the change that caused it. Tasks
+        run in the order they are due: ``due`` (default now) lets one that stands in for earlier
+        work keep that work's place.
         """
-        self.session.add(self.task(task, args))
+        self.session.add(self.task(task, args, due))
 
-    def task(self, task: str, args: Mapping[str, Any]) -> OutboxMessage:
+    def task(
+        self, task: str, args: Mapping[str, Any], due: dt.datetime | None = None
+    ) -> OutboxMessage:
         """The row ``enqueue_task`` adds, for a caller that writes it itself (``db.insert_new``,
         with the new rows it belongs to)."""
         if not _TASK.fullmatch(task):
@@ -132,6 +138,7 @@ class OutboxService:
             channel=Channel.TASK,
             idempotency_key=f"task:{task}:{secrets.token_urlsafe(16)}",
             payload={"task": task, "args": dict(args)},
+            next_attempt_at=due,  # None: the column's default, now
         )
 
     def mailbox(self, limit: int = 50) -> list[OutboxMessage]:

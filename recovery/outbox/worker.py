@@ -178,12 +178,20 @@ class Worker:
         self._stop.set()
 
     def _take_in(self, limit: int) -> int:
+        """Run each intake; one that fails is logged and retried on the next pass, and never
+        keeps the outbox from being delivered."""
         taken = 0
         for intake in self.intakes:
             if self._stop.is_set():
                 break
-            with self._sessions() as session, session.begin():
-                taken += intake(session, limit)
+            try:
+                with self._sessions() as session, session.begin():
+                    taken += intake(session, limit)
+            except Exception:
+                log.exception(
+                    "outbox worker: intake %s failed; delivering anyway",
+                    getattr(intake, "__name__", intake),
+                )
         return taken
 
     # -- one message -------------------------------------------------------------------------------

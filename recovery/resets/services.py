@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from recovery.accounts import password_policy
@@ -60,8 +60,8 @@ class Outbox(Protocol):
     ) -> object:
         """Store one signed webhook event for the shop."""
 
-    def enqueue_task(self, task: str, args: dict[str, Any]) -> None:
-        """Queue one task for the worker in the session's transaction."""
+    def enqueue_task(self, task: str, args: dict[str, Any], due: dt.datetime | None = None) -> None:
+        """Queue one task for the worker in the session's transaction, due from ``due``."""
 
     def task(self, task: str, args: dict[str, Any]) -> Base:
         """One task for the worker (which calls the handler registered for ``task``), as the
@@ -146,29 +146,38 @@ class ResetService:
         return self.outbox.task(EMAIL_RESET_TASK, _task_args(flow.id, email, flow.locale))
 
     def take_requests(self, limit: int) -> int:
-        """The worker's pick-up of the requests flows carry (``request_email_reset``): up to
-        ``limit`` of them, oldest first, each answered (``send_email_reset``) in a savepoint of the
-        caller's transaction, its flow cleared. Flows another worker holds are skipped
-        (PostgreSQL). A request whose answer fails becomes an outbox task, retried with backoff
-        and dead-lettered like any other: none is lost or answered twice. Returns how many were
-        taken."""
-        flows = self.session.scalars(
-            select(RecoveryFlow)
+        """The worker's pick-up of the requests new flows carry (``request_email_reset``): up to
+        ``limit`` of them, oldest first, each turned into the task a request on an existing flow
+        gets, due from when it was asked (answers go out in the order people asked: each one
+        supersedes the secrets before it), its flow cleared. Flows another worker or a request
+        holds are skipped (PostgreSQL). The flows stay locked for this short transaction only:
+        the answers, whose work depends on whether an account has the address, run as tasks
+        without holding them, so a request on the flow never waits for one (DESIGN §5.1).
+        Returns how many were taken."""
+        taken = self.session.execute(
+            select(
+                RecoveryFlow.id,
+                RecoveryFlow.pending_email,
+                RecoveryFlow.locale,
+                RecoveryFlow.created_at,
+            )
             .where(RecoveryFlow.pending_email.is_not(None))
             .order_by(RecoveryFlow.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
-        for flow in flows:
-            email = flow.pending_email or ""
-            flow.pending_email = None
-            try:
-                with self.session.begin_nested():
-                    self.send_email_reset(flow.id, email, flow.locale)
-            except Exception:
-                log.exception("email reset of flow %s failed; handed to the outbox", flow.id)
-                self.outbox.enqueue_task(EMAIL_RESET_TASK, _task_args(flow.id, email, flow.locale))
-        return len(flows)
+        if not taken:
+            return 0
+        self.session.execute(
+            update(RecoveryFlow)
+            .where(RecoveryFlow.id.in_([flow_id for flow_id, *_ in taken]))
+            .values(pending_email=None)
+            .execution_options(synchronize_session=False)
+        )
+        for flow_id, email, locale, asked_at in taken:
+            args = _task_args(flow_id, email or "", locale)
+            self.outbox.enqueue_task(EMAIL_RESET_TASK, args, due=asked_at)
+        return len(taken)
 
     def send_email_reset(self, flow_id: str, email: str, locale: str) -> None:
         """The worker's half of a request: a link and a code to ``email`` if it is a verified

@@ -1,14 +1,20 @@
 """Migrations are the only way the schema changes: they must build it, tear it down and match the models."""
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
 
 from recovery import migrate
+from recovery.accounts.models import Account, Identity
 from recovery.db import make_engine
+from recovery.flows.models import RecoveryFlow
 from recovery.models import Base
+from recovery.tokens.models import Secret, SecretKind
 
 
 def _tables(url):
@@ -92,3 +98,47 @@ def test_identifier_columns_compare_bytes_on_postgresql(database_url):
         engine.dispose()
     assert declared == collated
     assert ("identity", "value") in declared and ("shop_order", "number") in declared
+
+
+def test_downgrades_that_drop_a_column_keep_every_row(empty_database_url):
+    """A column is dropped in place: rebuilding its table (Alembic's batch mode on SQLite, with
+    foreign keys on) would delete the rows of every table that cascades from it."""
+    migrate.upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
+    later = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    try:
+        with Session(engine) as session:
+            account = Account()
+            session.add(account)
+            session.add(RecoveryFlow(id="f-kept", node="email_code", expires_at=later))
+            session.flush()
+            session.add(
+                Identity(
+                    account_id=account.id,
+                    kind="email",
+                    value="a@example.com",
+                    display="a@example.com",
+                )
+            )
+            session.add(
+                Secret(
+                    kind=SecretKind.CODE,
+                    purpose="email_code",
+                    digest="d" * 64,
+                    fingerprint="f" * 64,
+                    expires_at=later,
+                    account_id=account.id,
+                    flow_id="f-kept",
+                )
+            )
+            session.commit()
+        migrate.downgrade(empty_database_url, "0006")  # through 0009 and 0007
+        with engine.connect() as connection:
+            counts = [
+                connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
+                for table in ("account", "identity", "recovery_flow", "secret")
+            ]
+    finally:
+        engine.dispose()
+        migrate.downgrade(empty_database_url, "base")
+    assert counts == [1, 1, 1, 1]

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from recovery.outbox.mail import TEMPLATE_DIR, MailRenderer
 from recovery.outbox.models import OutboxMessage
 from recovery.outbox.services import OutboxService
 from recovery.outbox.settings import DeliverySettings
-from recovery.outbox.worker import Intake, Worker
+from recovery.outbox.worker import Intake, TaskHandler, Worker
 
 TEST_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "mail"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -282,6 +282,7 @@ class Workers:
         smtp: SmtpServer | None = None,
         webhooks: Any = None,
         intakes: Sequence[Intake] = (),
+        tasks: Mapping[str, TaskHandler] | None = None,
         **changes: Any,
     ) -> Worker:
         if smtp is not None:
@@ -295,6 +296,7 @@ class Workers:
             webhooks,
             settings(**changes),
             intakes=intakes,
+            tasks=tasks,
             clock=self.clock,
             jitter=lambda: 0.0,
         )

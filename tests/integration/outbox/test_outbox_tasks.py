@@ -104,3 +104,18 @@ def test_work_taken_in_runs_first_and_never_holds_up_delivery(app):
     )
     assert worker.run_once(limit=5) == 6  # five taken in, then the due mail delivered
     assert asked == [5] and len(worker.mail.sent) == 1
+
+
+def test_a_failing_intake_is_logged_and_the_outbox_is_delivered_anyway(app, caplog):
+    _mail(db.session, "due-mail")
+    db.session.commit()
+
+    def broken(session, limit):
+        raise RuntimeError("a bug in the intake")
+
+    worker = Worker(
+        db.sessions, MailboxTransport(), None, settings(), intakes=[broken], jitter=lambda: 0
+    )
+    assert worker.run_once() == 1  # the mail
+    assert len(worker.mail.sent) == 1
+    assert "intake broken failed; delivering anyway" in caplog.text

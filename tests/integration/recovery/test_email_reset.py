@@ -17,7 +17,7 @@ from recovery.outbox.worker import Worker
 from recovery.resets.services import ResetService
 from recovery.tokens.models import Secret
 from recovery.tokens.services import EMAIL_CODE, SecretService
-from recovery.wiring import intakes, secret_service
+from recovery.wiring import intakes
 from tests import factories
 from tests.conftest import TEST_SECRET_KEYS
 from tests.integration.conftest import (
@@ -126,29 +126,33 @@ def test_a_new_flow_carries_its_request_until_the_worker_answers_it(client, anna
     assert len(mails("anna@example.com")) == 2  # and no request is answered twice
 
 
-def test_a_request_the_worker_fails_to_answer_becomes_a_task_and_is_not_lost(
-    client, anna, monkeypatch, caplog
-):
-    flow_id = request_reset(client, "anna@example.com").get_json()["flow_id"]
+def test_carried_requests_are_answered_in_the_order_people_asked(client, anna, monkeypatch):
+    """Each answer supersedes the account's earlier secrets, so answering an older request last
+    would kill the newer one's link and code."""
+    first = request_reset(client, "anna@example.com").get_json()["flow_id"]  # carried by its flow
+    other = _start(client)
+    request_reset(client, "anna@example.com", other)  # later, on an existing flow: a task
+    answered = []
     real = ResetService.send_email_reset
-    calls = []
 
-    def failing_once(self, *args):
-        calls.append(args)
-        if len(calls) == 1:
-            secret_service(self.session).issue_code(EMAIL_CODE, None, flow_id, "email")
-            raise RuntimeError("the lookup broke")
-        return real(self, *args)
+    def recording(self, flow_id, *args):
+        answered.append(flow_id)
+        return real(self, flow_id, *args)
 
-    monkeypatch.setattr(ResetService, "send_email_reset", failing_once)
+    monkeypatch.setattr(ResetService, "send_email_reset", recording)
+    (carried,) = [t for t in _tasks() if t.payload["args"]["flow_id"] == other]
     run_tasks()
-    # The failed answer took back what it wrote and went to the outbox, which retried it.
-    assert "failed; handed to the outbox" in caplog.text
-    assert calls == [(flow_id, "anna@example.com", "pl")] * 2
-    assert _pending() == [] and [t.payload["args"]["flow_id"] for t in _tasks()] == [flow_id]
-    assert len(mails("anna@example.com")) == 1
-    codes = db.session.scalars(select(Secret).where(Secret.flow_id == flow_id)).all()
-    assert len([c for c in codes if c.account_id is None]) == 0
+    assert answered == [first, other]  # not in the order they reached the outbox
+    created = db.session.get(RecoveryFlow, first).created_at
+    (taken,) = [t for t in _tasks() if t.payload["args"]["flow_id"] == first]
+    assert taken.next_attempt_at == created < carried.next_attempt_at
+    # The newer request's code is the one alive.
+    live = db.session.scalars(
+        select(Secret.flow_id).where(
+            Secret.purpose == EMAIL_CODE.name, Secret.superseded_at.is_(None)
+        )
+    ).all()
+    assert live == [other]
 
 
 @pytest.mark.postgres
@@ -169,7 +173,7 @@ def test_two_workers_take_each_carried_request_once(committed_app):
         try:
             with committed_app.app_context():  # as `recovery worker` runs
                 worker = Worker(sessions, None, None, DeliverySettings(), intakes=intake)
-                worker.channels = ()  # taking in only: the mail it queues stays for the count
+                worker.channels = ()  # taking in only: the tasks it makes stay for the count
                 barrier.wait()
                 while (n := worker.run_once(limit=3)) > 0:
                     taken.append(n)
@@ -184,10 +188,8 @@ def test_two_workers_take_each_carried_request_once(committed_app):
     assert errors == [] and sum(taken) == total
     with committed_app.app_context():
         assert _pending() == []
-        notices = db.session.scalars(
-            select(OutboxMessage.idempotency_key).where(OutboxMessage.channel == Channel.MAIL)
-        ).all()
-        assert len(notices) == total  # one unknown-address notice per request, none twice
+        flows = [t.payload["args"]["flow_id"] for t in _tasks()]
+        assert len(flows) == len(set(flows)) == total  # one task per request, none twice
 
 
 def test_an_address_that_is_not_one_is_a_field_error_naming_email(client):
