@@ -114,7 +114,7 @@ class Worker:
     def run_once(self, limit: int = 50) -> int:
         """Take in up to ``limit`` pieces of work from each intake (each intake in a transaction
         of its own), then deliver up to ``limit`` due messages, oldest due first; return how many
-        were taken in and attempted. A stream of new work never holds up the delivery.
+        were taken in and attempted. Taking in never uses up the pass's deliveries.
 
         A message whose attempt failed is rescheduled into the future, so one call never tries the
         same message twice. Stops early (after the current message) when ``stop()`` was called.

@@ -16,10 +16,11 @@ import logging
 import secrets as random_source
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from recovery.accounts import password_policy
@@ -148,12 +149,12 @@ class ResetService:
     def take_requests(self, limit: int) -> int:
         """The worker's pick-up of the requests new flows carry (``request_email_reset``): up to
         ``limit`` of them, oldest first, each turned into the task a request on an existing flow
-        gets, due from when it was asked (answers go out in the order people asked: each one
-        supersedes the secrets before it), its flow cleared. Flows another worker or a request
-        holds are skipped (PostgreSQL). The flows stay locked for this short transaction only:
-        the answers, whose work depends on whether an account has the address, run as tasks
-        without holding them, so a request on the flow never waits for one (DESIGN §5.1).
-        Returns how many were taken."""
+        gets, due from when it was asked, as if the request had queued it (tasks run oldest due
+        first, and each answer supersedes the account's earlier secrets), its flow cleared. Flows
+        another worker or a request holds are skipped (PostgreSQL). The flows stay locked for
+        this short transaction only: the answers, whose work depends on whether an account has
+        the address, run as tasks without holding them, so a request on the flow never waits for
+        one (DESIGN §5.1). Returns how many were taken."""
         taken = self.session.execute(
             select(
                 RecoveryFlow.id,
@@ -168,12 +169,18 @@ class ResetService:
         ).all()
         if not taken:
             return 0
-        self.session.execute(
+        clear = (
             update(RecoveryFlow)
-            .where(RecoveryFlow.id.in_([flow_id for flow_id, *_ in taken]))
+            .where(
+                RecoveryFlow.id.in_([flow_id for flow_id, *_ in taken]),
+                RecoveryFlow.pending_email.is_not(None),
+            )
             .values(pending_email=None)
             .execution_options(synchronize_session=False)
         )
+        cleared = cast("CursorResult[Any]", self.session.execute(clear))  # an UPDATE's result
+        if cleared.rowcount != len(taken):  # another worker took some (SQLite: no row locks)
+            raise RuntimeError("carried requests were taken concurrently; trying again")
         for flow_id, email, locale, asked_at in taken:
             args = _task_args(flow_id, email or "", locale)
             self.outbox.enqueue_task(EMAIL_RESET_TASK, args, due=asked_at)

@@ -140,12 +140,12 @@ def test_carried_requests_are_answered_in_the_order_people_asked(client, anna, m
         return real(self, flow_id, *args)
 
     monkeypatch.setattr(ResetService, "send_email_reset", recording)
-    (carried,) = [t for t in _tasks() if t.payload["args"]["flow_id"] == other]
+    (queued,) = [t for t in _tasks() if t.payload["args"]["flow_id"] == other]
     run_tasks()
     assert answered == [first, other]  # not in the order they reached the outbox
     created = db.session.get(RecoveryFlow, first).created_at
     (taken,) = [t for t in _tasks() if t.payload["args"]["flow_id"] == first]
-    assert taken.next_attempt_at == created < carried.next_attempt_at
+    assert taken.next_attempt_at == created < queued.next_attempt_at
     # The newer request's code is the one alive.
     live = db.session.scalars(
         select(Secret.flow_id).where(
