@@ -247,6 +247,10 @@ def worker_command(once: bool, interval: float | None) -> None:
             worker.run_until_idle()
             stats = worker.stats
             click.echo(f"{stats.sent} sent, {stats.retried} to retry, {stats.dead} dead")
+            if stats.intake_failures:  # work may wait that this run never saw
+                raise click.ClickException(
+                    f"taking in waiting work failed {stats.intake_failures} time(s): see the log"
+                )
         else:
             worker.run_forever(interval)
     finally:

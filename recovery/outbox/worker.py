@@ -77,6 +77,8 @@ class WorkerStats:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    #: Passes in which an intake failed (logged; what it would have taken waits for the next).
+    intake_failures: int = 0
 
 
 class Worker:
@@ -188,6 +190,7 @@ class Worker:
                 with self._sessions() as session, session.begin():
                     taken += intake(session, limit)
             except Exception:
+                self.stats.intake_failures += 1
                 log.exception(
                     "outbox worker: intake %s failed; delivering anyway",
                     getattr(intake, "__name__", intake),

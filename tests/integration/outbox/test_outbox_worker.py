@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from providers.mail import MailboxTransport, SmtpTransport
+from recovery import wiring
 from recovery.db import db
 from recovery.outbox.models import Channel, MessageStatus, OutboxMessage
 from recovery.outbox.settings import DeliverySettings
@@ -22,6 +23,19 @@ def test_recovery_worker_once_delivers_what_is_due(app):
     assert result.exit_code == 0, result.output
     assert "3 sent, 0 to retry, 0 dead" in result.output
     assert {r.status for r in rows()} == {MessageStatus.SENT}
+
+
+def test_recovery_worker_once_fails_when_it_could_not_take_work_in(app, monkeypatch):
+    enqueue(1)
+
+    def broken(session, limit):
+        raise RuntimeError("a bug in the intake")
+
+    monkeypatch.setattr(wiring, "intakes", lambda: [broken])
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 1
+    assert "1 sent, 0 to retry, 0 dead" in result.output  # the outbox was delivered anyway
+    assert "taking in waiting work failed" in result.output
 
 
 def test_the_worker_command_is_listed(app):
