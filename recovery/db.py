@@ -496,17 +496,19 @@ def upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -
         session.execute(upserting, rows)
 
 
-def sparse_index(table: str, column_name: str) -> Index:
-    """An index on ``column_name`` holding only the rows where it is set (``IS NOT NULL``).
+def sparse_index(table: str, column_name: str, *, ordered_by: str | None = None) -> Index:
+    """An index on ``column_name`` (or on ``ordered_by``) holding only the rows where
+    ``column_name`` is set (``IS NOT NULL``).
 
     For columns most rows leave empty, or that are only ever looked up by a value: an equality or
     ``IN`` on the column implies ``IS NOT NULL``, so PostgreSQL and SQLite still probe the index,
-    and a bulk insert does not pay an index entry for every row without a value.
+    and a bulk insert does not pay an index entry for every row without a value. ``ordered_by``
+    serves a queue: the rows where the column is set, read in that column's order.
     """
     predicate = text(f"{column_name} IS NOT NULL")
     return Index(
         f"ix_{table}_{column_name}",
-        column_name,
+        ordered_by or column_name,
         postgresql_where=predicate,
         sqlite_where=predicate,
     )

@@ -7,10 +7,10 @@ import enum
 import secrets
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from recovery.db import Base, Json, UTCDateTime, assign, str_enum, utcnow
+from recovery.db import Base, Json, UTCDateTime, assign, sparse_index, str_enum, utcnow
 
 
 class FlowStatus(enum.StrEnum):
@@ -24,21 +24,11 @@ def new_flow_id() -> str:
     return secrets.token_urlsafe(18)
 
 
-#: Flows carrying a request the worker has yet to take (``RecoveryFlow.pending_email``), oldest
-#: first: the worker's pick-up reads this index, which holds only those rows.
-PENDING = text("pending_email IS NOT NULL")
-
-
 class RecoveryFlow(Base):
     __tablename__ = "recovery_flow"
-    __table_args__ = (
-        Index(
-            "ix_recovery_flow_pending",
-            "created_at",
-            postgresql_where=PENDING,
-            sqlite_where=PENDING,
-        ),
-    )
+    #: Flows carrying a request the worker has yet to take (``pending_email``), oldest first:
+    #: the worker's pick-up reads this index, which holds only those rows.
+    __table_args__ = (sparse_index("recovery_flow", "pending_email", ordered_by="created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_flow_id)
     node: Mapped[str] = mapped_column(String(32))
